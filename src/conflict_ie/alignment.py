@@ -280,3 +280,34 @@ def spans_from_word_tags(
         score = float(np.mean(scores[first : last + 1])) if scores is not None else 1.0
         out.append((Span(f"{prefix}{n + 1}", words[first].start, words[last].end, label), score))
     return out
+
+
+def decode_words(
+    tdoc: TokenizedDocument,
+    bounds: Sequence[tuple[int, int]],
+    window_probs: Sequence[np.ndarray],
+    id2label: dict[int, str],
+) -> tuple[list[str], np.ndarray]:
+    """Merge window predictions into one tag and score per word.
+
+    ``window_probs[k]`` holds the label probabilities of window ``k``'s text tokens
+    (special tokens removed). Each word reads its first sub-token in the window where
+    that token is most central, so a word near one window's edge is read from the
+    neighbour that sees its context on both sides. The tags are returned as the model
+    emits them (possibly ill-formed, e.g. ``I-X`` after ``O``): lenient scoring needs
+    them unrepaired.
+    """
+    n_words = len(tdoc.words)
+    if n_words == 0:
+        return [], np.zeros(0)
+    owner = pick_central(bounds, len(tdoc.ids))
+    first = np.array([w.first_token for w in tdoc.words])
+    win = owner[first]
+    n_labels = window_probs[0].shape[-1]
+    probs = np.empty((n_words, n_labels), dtype=np.float32)
+    for k, (ws, _we) in enumerate(bounds):
+        mine = np.nonzero(win == k)[0]
+        if len(mine):
+            probs[mine] = window_probs[k][first[mine] - ws]
+    best = probs.argmax(-1)
+    return [id2label[int(i)] for i in best], probs[np.arange(n_words), best]

@@ -1,0 +1,320 @@
+"""The ``conflict-ie`` command line.
+
+Errors a user can fix (bad input, bad config) print one clear message and exit
+with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from conflict_ie.errors import ConflictIEError, InputError
+
+
+def _schema(args):
+    from conflict_ie.schema import LabelSchema
+
+    return LabelSchema.load(args.schema)
+
+
+def _print_report(report) -> None:
+    print(report.summary(), file=sys.stderr)
+    for message in report.messages[:50]:
+        print(f"  skipped: {message}", file=sys.stderr)
+    if len(report.messages) > 50:
+        print(f"  ... and {len(report.messages) - 50} more", file=sys.stderr)
+
+
+# ------------------------------------------------------------------ subcommands
+def cmd_schema_config(args) -> int:
+    sys.stdout.write(_schema(args).labelstudio_config())
+    return 0
+
+
+def _split_arg(value: str) -> tuple[str | None, str]:
+    """``train=path`` -> (``train``, ``path``); ``path`` -> (None, ``path``)."""
+    name, sep, path = value.partition("=")
+    if sep and name in ("train", "validation", "test"):
+        return name, path
+    return None, value
+
+
+def read_inputs(args, schema):
+    """Read --input (Label Studio) and --conll files; returns [(split or None, docs, source)]."""
+    from conflict_ie.conll import read_conll
+    from conflict_ie.labelstudio import read_labelstudio
+
+    out = []
+    for value in args.input or ():
+        split, path = _split_arg(value)
+        res = read_labelstudio(path, schema, text_field=args.text_field, policy=args.policy, lenient=args.lenient)
+        _print_report(res.report)
+        out.append((split, res.documents, path))
+    for value in args.conll or ():
+        split, path = _split_arg(value)
+        docs, rep = read_conll(path, schema)
+        print(rep.summary(), file=sys.stderr)
+        out.append((split, docs, path))
+    if not out:
+        raise InputError("give at least one --input EXPORT.json or --conll FILE")
+    return out
+
+
+def cmd_corpus_build(args) -> int:
+    from conflict_ie.corpus import SPLITS, SplitSpec, build_corpus, save_corpus, split_documents
+
+    schema = _schema(args)
+    parts = read_inputs(args, schema)
+    named = [p for p in parts if p[0] is not None]
+    if named:
+        if len(named) != len(parts):
+            raise InputError("when one input names its split (train=FILE), every input must")
+        splits = {s: [d for split, docs, _ in parts if split == s for d in docs] for s in SPLITS}
+    else:
+        docs = [d for _, ds, _ in parts for d in ds]
+        ratios = [float(x) for x in args.ratios.split("/")]
+        if len(ratios) != 3:
+            raise InputError(f"--ratios is TRAIN/VALIDATION/TEST, got {args.ratios!r}")
+        splits = split_documents(docs, SplitSpec(*ratios, seed=args.seed, by_field=args.split_field))
+    corpus = build_corpus(splits, schema)
+    save_corpus(corpus, schema, args.out, sources=[p[2] for p in parts])
+    print(f"wrote {args.out}: " + ", ".join(f"{k}={len(v)}" for k, v in corpus.items()) + " documents")
+    if args.push_to_hub:
+        try:
+            corpus.push_to_hub(args.push_to_hub)
+        except Exception as exc:  # the hub client has many error types; all mean the push failed
+            raise InputError(f"push to the hub failed (a network and a token are needed): {exc}") from None
+    return 0
+
+
+def cmd_agreement(args) -> int:
+    from conflict_ie.agreement import agreement, format_agreement
+
+    result = agreement(args.export, _schema(args), text_field=args.text_field)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_agreement(result))
+    return 0
+
+
+def cmd_labelstudio_pull(args) -> int:
+    from conflict_ie.labelstudio_client import pull
+
+    n = pull(args.url, args.project, args.out, api_key=_api_key(args))
+    print(f"wrote {n} task(s) to {args.out}")
+    return 0
+
+
+def cmd_labelstudio_init(args) -> int:
+    from conflict_ie.labelstudio_client import init_project
+
+    project_id, n = init_project(args.url, _schema(args), args.texts, title=args.title, api_key=_api_key(args))
+    print(f"created project {project_id} with {n} task(s): {args.url.rstrip('/')}/projects/{project_id}")
+    return 0
+
+
+def _api_key(args) -> str:
+    key = os.environ.get("LABEL_STUDIO_API_KEY")
+    if not key:
+        raise InputError("set LABEL_STUDIO_API_KEY to your Label Studio access token (Account & Settings)")
+    return key
+
+
+def cmd_train(args) -> int:
+    from conflict_ie.config import TrainConfig
+    from conflict_ie.training import train
+
+    config = TrainConfig.load(args.config, args.set or ())
+    out = train(config, corpus_dir=args.corpus, output_dir=args.output, resume=args.resume,
+                relations=False if args.no_relations else None)
+    metrics = out / "metrics.json"
+    if metrics.exists():
+        m = json.loads(metrics.read_text())
+        print(f"test strict micro F1 {m['ner']['strict']['micro']['f1']:.3f}, "
+              f"lenient {m['ner']['lenient']['micro']['f1']:.3f}")
+    print(f"run folder: {out}")
+    return 0
+
+
+def _gold_documents(args):
+    from conflict_ie.conll import read_conll
+    from conflict_ie.corpus import documents_of, load_corpus
+    from conflict_ie.labelstudio import read_labelstudio
+
+    if args.corpus:
+        corpus, schema = load_corpus(args.corpus)
+        if args.split not in corpus:
+            raise InputError(f"{args.corpus} has no split {args.split!r}; it has {list(corpus)}")
+        return documents_of(corpus[args.split], schema)
+    from conflict_ie.schema import LabelSchema
+
+    model_dir = Path(args.model)
+    schema = LabelSchema.load(model_dir / "schema.yaml") if (model_dir / "schema.yaml").exists() else None
+    if args.input:
+        res = read_labelstudio(args.input, schema, lenient=args.lenient)
+        _print_report(res.report)
+        return res.documents
+    docs, rep = read_conll(args.conll, schema)
+    print(rep.summary(), file=sys.stderr)
+    return docs
+
+
+def cmd_evaluate(args) -> int:
+    from conflict_ie.report import evaluate_run
+
+    docs = _gold_documents(args)
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    metrics = evaluate_run(args.model, docs, report_dir=report_dir)
+    print(json.dumps(metrics, indent=2))
+    if report_dir:
+        print(f"report: {report_dir / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from conflict_ie.output import write_predictions
+    from conflict_ie.predictor import Predictor
+
+    predictor = Predictor.from_pretrained(args.model)
+    texts = []
+    for f in args.files:
+        if f == "-":
+            texts.append(sys.stdin.buffer.read())
+        else:
+            try:
+                texts.append(Path(f).read_bytes())
+            except OSError as exc:
+                raise InputError(f"cannot read: {exc.strerror}", source=f) from None
+    preds = []
+    for f, raw in zip(args.files, texts):
+        try:
+            preds.append(predictor.predict(raw))
+        except InputError as exc:
+            raise InputError(str(exc), source=f) from None
+    write_predictions(sys.stdout, args.files, preds, args.format)
+    return 0
+
+
+def cmd_publish(args) -> int:
+    from conflict_ie.publishing import publish
+
+    publish(args.run_dir, repo_id=args.repo_id, private=args.private, revision=args.revision,
+            commit_message=args.commit_message, dry_run=args.dry_run, out=args.out)
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="conflict-ie", description="Conflict news -> entities, relations, casualties.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def schema_arg(sp):
+        sp.add_argument("--schema", default="conflict", help="schema name (configs/schema) or YAML path")
+
+    def read_args(sp):
+        sp.add_argument("--text-field", default=None, help="task data field holding the text (schema default)")
+        sp.add_argument("--policy", default="ground_truth",
+                        help="which annotation of a task: ground_truth (default), latest, first, annotator:WHO")
+        sp.add_argument("--lenient", action="store_true", help="skip bad regions (counted) instead of failing")
+
+    s = sub.add_parser("schema", help="label schema tools").add_subparsers(dest="what", required=True)
+    sp = s.add_parser("labelstudio-config", help="print the Label Studio labeling config XML")
+    schema_arg(sp)
+    sp.set_defaults(func=cmd_schema_config)
+
+    ls = sub.add_parser("labelstudio", help="talk to a running Label Studio").add_subparsers(dest="what",
+                                                                                              required=True)
+    sp = ls.add_parser("pull", help="export a project (snapshot export: nothing lost)")
+    sp.add_argument("--url", required=True)
+    sp.add_argument("--project", required=True, type=int)
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(func=cmd_labelstudio_pull)
+    sp = ls.add_parser("init", help="create a project with the schema's config and import articles")
+    sp.add_argument("--url", required=True)
+    schema_arg(sp)
+    sp.add_argument("--texts", required=True, help="a folder of .txt files or a JSONL file of {text, ...}")
+    sp.add_argument("--title", default="Conflict news")
+    sp.set_defaults(func=cmd_labelstudio_init)
+
+    sp = sub.add_parser("agreement", help="inter-annotator span F1 per label")
+    sp.add_argument("export")
+    schema_arg(sp)
+    sp.add_argument("--text-field", default=None)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_agreement)
+
+    c = sub.add_parser("corpus", help="build the datasets corpus").add_subparsers(dest="what", required=True)
+    sp = c.add_parser("build")
+    sp.add_argument("--input", action="append", help="Label Studio export (or SPLIT=FILE); repeatable")
+    sp.add_argument("--conll", action="append", help="CoNLL file (or SPLIT=FILE); repeatable")
+    schema_arg(sp)
+    read_args(sp)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--ratios", default="0.8/0.1/0.1", help="train/validation/test by document")
+    sp.add_argument("--seed", type=int, default=13)
+    sp.add_argument("--split-field", default=None, help="meta field naming each document's split")
+    sp.add_argument("--push-to-hub", default=None, metavar="REPO")
+    sp.set_defaults(func=cmd_corpus_build)
+
+    sp = sub.add_parser("train", help="fine-tune from a YAML config")
+    sp.add_argument("--config", required=True)
+    sp.add_argument("--corpus", default=None)
+    sp.add_argument("--output", default=None)
+    sp.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    sp.add_argument("--no-relations", action="store_true", help="train the entity model only")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. ner.epochs=2")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("evaluate", help="score a model on gold documents")
+    sp.add_argument("--model", required=True)
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--input")
+    g.add_argument("--conll")
+    g.add_argument("--corpus")
+    sp.add_argument("--split", default="test")
+    sp.add_argument("--report-dir", default=None)
+    sp.add_argument("--lenient", action="store_true")
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("predict", help="predict on text files ('-' reads stdin)")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("files", nargs="+")
+    sp.add_argument("--format", default="table", choices=["table", "json", "jsonl", "labelstudio", "casualties"])
+    sp.set_defaults(func=cmd_predict)
+
+    sp = sub.add_parser("publish", help="push a run to the Hugging Face Hub (or --dry-run)")
+    sp.add_argument("run_dir")
+    sp.add_argument("--repo-id", required=True)
+    sp.add_argument("--private", action="store_true")
+    sp.add_argument("--revision", default=None)
+    sp.add_argument("--commit-message", default=None)
+    sp.add_argument("--dry-run", action="store_true")
+    sp.add_argument("--out", default=None, help="with --dry-run: where to write what would be pushed")
+    sp.set_defaults(func=cmd_publish)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except ConflictIEError as exc:
+        if args.debug:
+            raise
+        print(f"conflict-ie: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("conflict-ie: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

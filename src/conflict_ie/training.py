@@ -1,0 +1,249 @@
+"""Fine-tuning: a thin layer over ``transformers.Trainer``.
+
+The loop, logging, progress bars, checkpointing, resuming and multi-process
+training (``torchrun`` / ``accelerate launch``) are the Trainer's. What is
+added here is what the task needs: windows with aligned labels from the
+document corpus, a document-level entity F1 on the validation split for model
+selection and early stopping, and a run folder that carries everything needed
+to reproduce and to load the result.
+
+Run folder::
+
+    RUN/
+      config.json, model.safetensors, tokenizer files   # the NER model: loads with plain transformers
+      conflict_ie.json                                  # inference settings (max_length, stride)
+      schema.yaml, train_config.yaml                    # what it was trained with (resolved)
+      metrics.json, report/                             # test-split evaluation
+      log_history.json                                  # the Trainer's log, for the learning curve
+      relations/                                        # relation + casualty-type model (when trained)
+      checkpoints/                                      # Trainer checkpoints (for --resume)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from conflict_ie.alignment import AlignmentReport, decode_words, make_windows, spans_from_word_tags, \
+    tokenize_document, window_bounds
+from conflict_ie.config import TrainConfig, resolve_base_model
+from conflict_ie.corpus import SplitSpec, build_corpus, documents_of, load_corpus, save_corpus, split_documents
+from conflict_ie.documents import Document
+from conflict_ie.errors import ConfigError
+from conflict_ie.evaluation import strict_scores
+from conflict_ie.predictor import INFERENCE_FILE
+from conflict_ie.schema import LabelSchema
+
+log = logging.getLogger(__name__)
+
+
+def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: Path):
+    """The corpus to train on: a folder given on the command line or in the config, or built from
+    the config's ``inputs`` (Label Studio exports) into ``RUN/corpus``."""
+    corpus_dir = corpus_dir or config.corpus
+    if corpus_dir:
+        return load_corpus(corpus_dir)
+    if not config.inputs:
+        raise ConfigError("no corpus: give --corpus DIR, or 'corpus:' or 'inputs:' in the config")
+    from conflict_ie.labelstudio import read_labelstudio
+
+    schema = LabelSchema.load(config.schema)
+    docs: list[Document] = []
+    for path in config.inputs:
+        docs += read_labelstudio(path, schema).documents
+    held_out: list[Document] = []
+    for path in config.exclude_from_train:
+        held_out += read_labelstudio(path, schema).documents
+    s = config.split
+    splits = split_documents(docs, SplitSpec(s.train, s.validation, s.test, s.seed))
+    splits["test"] = list(splits["test"]) + held_out
+    corpus = build_corpus(splits, schema)
+    save_corpus(corpus, schema, out_dir / "corpus", sources=[*config.inputs, *config.exclude_from_train])
+    return corpus, schema
+
+
+def windows_dataset(docs: Sequence[Document], tokenizer, schema: LabelSchema, *, max_length: int, stride: int,
+                    label_all_tokens: bool, report: AlignmentReport | None = None):
+    """Token windows with aligned labels, as a ``datasets.Dataset``."""
+    import datasets
+
+    rows = []
+    for i, doc in enumerate(docs):
+        rows += make_windows(doc, tokenizer, max_length=max_length, stride=stride, label2id=schema.label2id,
+                             label_all_tokens=label_all_tokens, doc_index=i, report=report)
+    columns = ("input_ids", "attention_mask", "labels")
+    return datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in columns}), rows
+
+
+class DocumentF1:
+    """``compute_metrics`` that decodes validation windows back into whole documents and scores
+    exact character spans (the number model selection and early stopping use)."""
+
+    def __init__(self, docs: Sequence[Document], rows: Sequence[dict[str, Any]], tokenizer, schema: LabelSchema,
+                 n_prefix: int):
+        self.docs = docs
+        self.rows = rows
+        self.schema = schema
+        self.n_prefix = n_prefix
+        self.tdocs = [tokenize_document(d.text, tokenizer) for d in docs]
+
+    def __call__(self, eval_pred) -> dict[str, float]:
+        probs = eval_pred.predictions
+        per_doc: list[list[np.ndarray]] = [[] for _ in self.docs]
+        bounds: list[list[tuple[int, int]]] = [[] for _ in self.docs]
+        for r, row in enumerate(self.rows):
+            n = row["token_end"] - row["token_start"]
+            per_doc[row["doc_index"]].append(probs[r, self.n_prefix : self.n_prefix + n])
+            bounds[row["doc_index"]].append((row["token_start"], row["token_end"]))
+        pred_spans = []
+        for tdoc, b, p in zip(self.tdocs, bounds, per_doc):
+            if not tdoc.words:
+                pred_spans.append([])
+                continue
+            tags, scores = decode_words(tdoc, b, p, self.schema.id2label)
+            pred_spans.append([s for s, _ in spans_from_word_tags(tags, tdoc.words, scores)])
+        scores = strict_scores([d.spans for d in self.docs], pred_spans, self.schema.entity_labels)
+        return {"entity_f1": scores["micro"]["f1"], "entity_precision": scores["micro"]["precision"],
+                "entity_recall": scores["micro"]["recall"]}
+
+
+def _softmax_logits(logits, labels):
+    import torch
+
+    return torch.softmax(logits.float(), dim=-1)
+
+
+def training_arguments(config: TrainConfig, out: Path, *, has_eval: bool, **extra):
+    """Map the config onto the stock ``TrainingArguments`` (nothing re-declared)."""
+    from transformers import TrainingArguments
+
+    ner = config.ner
+    strategy = "epoch" if ner.eval_steps <= 0 else "steps"
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        learning_rate=ner.learning_rate,
+        num_train_epochs=ner.epochs,
+        max_steps=ner.max_steps,
+        per_device_train_batch_size=ner.batch_size,
+        per_device_eval_batch_size=ner.eval_batch_size,
+        gradient_accumulation_steps=ner.gradient_accumulation_steps,
+        warmup_steps=ner.warmup,  # transformers 5: a float below 1 is a ratio
+        weight_decay=ner.weight_decay,
+        label_smoothing_factor=ner.label_smoothing,
+        eval_strategy=strategy if has_eval else "no",
+        save_strategy=strategy,
+        eval_steps=ner.eval_steps if ner.eval_steps > 0 else None,
+        save_steps=ner.eval_steps if ner.eval_steps > 0 else 500,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="entity_f1" if has_eval else None,
+        greater_is_better=True,
+        save_total_limit=2,
+        logging_steps=ner.logging_steps,
+        report_to=list(ner.report_to),
+        seed=config.seed,
+        data_seed=config.seed,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, resume: bool = False):
+    """Fine-tune the token classifier; returns ``(trainer, alignment_report)``."""
+    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
+                              EarlyStoppingCallback, Trainer, set_seed)
+    from transformers.trainer_utils import get_last_checkpoint
+
+    set_seed(config.seed)
+    base = resolve_base_model(config.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    ner = config.ner
+    report = AlignmentReport()
+    train_docs = documents_of(corpus["train"], schema)
+    val_docs = documents_of(corpus["validation"], schema)
+    if not train_docs:
+        raise ConfigError("the corpus has no training documents")
+    kw = dict(max_length=ner.max_length, stride=ner.stride, label_all_tokens=ner.label_all_tokens)
+    train_ds, _ = windows_dataset(train_docs, tokenizer, schema, report=report, **kw)
+    val_ds, val_rows = windows_dataset(val_docs, tokenizer, schema, **kw) if val_docs else (None, [])
+    model = AutoModelForTokenClassification.from_pretrained(
+        base, num_labels=len(schema.bio_tags), id2label=schema.id2label, label2id=schema.label2id
+    )
+    has_eval = val_ds is not None and len(val_ds) > 0
+    args = training_arguments(config, out, has_eval=has_eval)
+    from conflict_ie.alignment import special_tokens
+
+    callbacks = [EarlyStoppingCallback(ner.early_stopping_patience)] if has_eval else []
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds if has_eval else None,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=DocumentF1(val_docs, val_rows, tokenizer, schema, len(special_tokens(tokenizer)[0]))
+        if has_eval else None,
+        preprocess_logits_for_metrics=_softmax_logits if has_eval else None,
+        callbacks=callbacks,
+    )
+    ckpt_dir = out / "checkpoints"
+    last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
+    if resume and last is None:
+        log.warning("--resume: no checkpoint in %s; starting from the beginning", ckpt_dir)
+    elif not resume and ckpt_dir.is_dir() and trainer.is_world_process_zero():
+        # Stale checkpoints of an earlier run would be mistaken for this run's best model.
+        shutil.rmtree(ckpt_dir)
+    trainer.train(resume_from_checkpoint=last)
+    return trainer, report
+
+
+def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_dir: str | Path | None = None,
+          resume: bool = False, relations: bool | None = None) -> Path:
+    """Train the NER model (and the relation model when enabled), evaluate on the test split and
+    write the run folder. Works unchanged under ``torchrun`` (rank 0 writes the files).
+
+    Example:
+        >>> # train(TrainConfig.load("configs/train/conflict-minilm.yaml"), output_dir="runs/demo")
+    """
+    out = Path(output_dir or config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    corpus, schema = prepare_corpus(config, corpus_dir, out)
+    trainer, report = train_ner(config, corpus, schema, out, resume=resume)
+    ner_seconds = time.time() - started
+    if not trainer.is_world_process_zero():
+        return out
+    trainer.save_model(str(out))
+    schema.save(out / "schema.yaml")
+    config.save(out / "train_config.yaml")
+    (out / INFERENCE_FILE).write_text(
+        json.dumps({"max_length": config.ner.max_length, "stride": config.ner.stride}, indent=2) + "\n")
+    (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
+    info = {
+        "alignment": report.summary(),
+        "ner_train_seconds": round(ner_seconds, 1),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_validation_entity_f1": trainer.state.best_metric,
+        "global_steps": trainer.state.global_step,
+        "corpus_sizes": {k: len(v) for k, v in corpus.items()},
+    }
+    do_rel = config.relations.enabled if relations is None else relations
+    if do_rel and schema.relations:
+        from conflict_ie.relations import train_relations
+
+        t0 = time.time()
+        train_relations(config, corpus, schema, out / "relations")
+        info["relation_train_seconds"] = round(time.time() - t0, 1)
+    (out / "training_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    from conflict_ie.report import evaluate_run
+
+    test_docs = documents_of(corpus["test"], schema)
+    if test_docs:
+        metrics = evaluate_run(out, test_docs, report_dir=out / "report")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return out
