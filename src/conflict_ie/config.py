@@ -108,9 +108,6 @@ class TrainConfig:
     schema: str = field(default="conflict", metadata={"help": "schema name or YAML path"})
     corpus: str = field(default="", metadata={"help": "corpus folder (conflict-ie corpus build)"})
     inputs: tuple[str, ...] = field(default=(), metadata={"help": "Label Studio exports to build the corpus from"})
-    exclude_from_train: tuple[str, ...] = field(
-        default=(), metadata={"help": "exports whose documents must never be in train (moved to test)"}
-    )
     output_dir: str = "runs/conflict-minilm"
     seed: int = 42
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -207,7 +207,8 @@ def save_corpus(corpus: datasets.DatasetDict, schema: LabelSchema, out_dir: str 
                 sources: Iterable[str] = ()) -> Path:
     """``save_to_disk`` plus the schema and a dataset card (``README.md``) with counts."""
     out = Path(out_dir)
-    corpus.save_to_disk(str(out))
+    # One shard per split: datasets writes no shard for an empty split otherwise, and then cannot load it.
+    corpus.save_to_disk(str(out), num_shards={name: 1 for name in corpus})
     schema.save(out / "schema.yaml")
     (out / "README.md").write_text(dataset_card(corpus, schema, sources=sources), encoding="utf-8")
     return out

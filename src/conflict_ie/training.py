@@ -57,14 +57,10 @@ def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: 
     docs: list[Document] = []
     for path in config.inputs:
         docs += read_labelstudio(path, schema).documents
-    held_out: list[Document] = []
-    for path in config.exclude_from_train:
-        held_out += read_labelstudio(path, schema).documents
     s = config.split
     splits = split_documents(docs, SplitSpec(s.train, s.validation, s.test, s.seed))
-    splits["test"] = list(splits["test"]) + held_out
     corpus = build_corpus(splits, schema)
-    save_corpus(corpus, schema, out_dir / "corpus", sources=[*config.inputs, *config.exclude_from_train])
+    save_corpus(corpus, schema, out_dir / "corpus", sources=config.inputs)
     return corpus, schema
 
 
