@@ -1,0 +1,122 @@
+"""Export -> corpus -> a few training steps (entities and relations) -> evaluate -> reload -> predict,
+on a tiny random model built here. Checks plumbing and invariants, not quality."""
+
+import json
+
+import pytest
+
+from conflict_ie.cli import main as cli
+
+from conflict_ie.config import TrainConfig
+from conflict_ie.labelstudio import documents_to_tasks, read_labelstudio
+from conflict_ie.markup import parse_markup
+from tiny import tiny_base_model
+
+BODIES = [
+    "{Wagner Group|ARMED_GROUP#g} fighters killed {12 villagers|CASUALTY_FIGURE#c=killed} in {Bakhmut|LOCATION#l} "
+    "with {drones|WEAPON}.\n--- relations\nc PERPETRATOR g\nc LOCATED_IN l",
+    "{Governor Ivan Petrov|OFFICIAL#o} of {Belgorod|LOCATION#l} said {Russian forces|ARMED_GROUP#g} repelled an "
+    "attack. Later {two soldiers|CASUALTY_FIGURE#c=captured} were taken.\n--- relations\no AFFILIATED_WITH l\n"
+    "g LOCATED_IN l",
+    "{Al-Shabaab|ARMED_GROUP#g} militants wounded {three soldiers|CASUALTY_FIGURE#c=injured} near "
+    "{Mogadishu|LOCATION#l}. {Somali forces|ARMED_GROUP#h} fought back.\n--- relations\nc PERPETRATOR g\n"
+    "c LOCATED_IN l\nh FIGHTS g",
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, schema):
+    tmp = tmp_path_factory.mktemp("e2e")
+    docs = [parse_markup(BODIES[i % 3], schema, doc_id=f"d{i}") for i in range(15)]
+    export = tmp / "export.json"
+    export.write_text(json.dumps(documents_to_tasks(docs)))
+    base = tiny_base_model(tmp / "base", [d.text for d in docs], hidden=16, layers=2)
+    cfg = tmp / "cfg.yaml"
+    cfg.write_text(f"""
+base_model: {base}
+inputs: [{export}]
+output_dir: {tmp / 'run'}
+split: {{train: 0.6, validation: 0.2, test: 0.2}}
+ner: {{max_length: 16, stride: 4, learning_rate: 0.05, epochs: 4, batch_size: 4, logging_steps: 2}}
+relations: {{max_length: 48, learning_rate: 0.01, epochs: 2, batch_size: 8, threshold: 0.0}}
+""")
+    assert cli(["train", "--config", str(cfg)]) == 0
+    return tmp, export
+
+
+def test_run_folder_is_complete(world):
+    run = world[0] / "run"
+    for name in ["config.json", "model.safetensors", "tokenizer.json", "schema.yaml", "train_config.yaml",
+                 "metrics.json", "conflict_ie.json", "log_history.json", "report/report.md",
+                 "report/per_label_f1.png", "report/confusion_matrix.png", "report/learning_curve.png",
+                 "relations/relation_config.json", "relations/heads.safetensors", "relations/model.safetensors",
+                 "corpus/dataset_dict.json"]:
+        assert (run / name).exists(), name
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["id2label"]["1"] == "B-ARMED_GROUP"
+    TrainConfig.load(run / "train_config.yaml")  # the resolved config loads back
+
+
+def test_metrics_shape(world):
+    m = json.loads((world[0] / "run" / "metrics.json").read_text())
+    ner = m["ner"]
+    for mode in ("strict", "lenient"):
+        assert set(ner[mode]) == {"micro", "macro", "per_label"}
+        assert set(ner[mode]["micro"]) == {"precision", "recall", "f1"}
+        assert set(ner[mode]["per_label"]["LOCATION"]) == {"precision", "recall", "f1", "support"}
+    assert set(ner["partial_overlap"]["micro"]) == {"precision", "recall", "f1"}
+    assert m["n_documents"] == 3 and m["n_gold_entities"] > 0
+    assert set(m["relations"]) == {"gold_entities", "end_to_end"}
+    assert set(m["relations"]["end_to_end"]["per_label"]) == {"AFFILIATED_WITH", "LOCATED_IN", "PERPETRATOR",
+                                                               "FIGHTS"}
+    assert set(m["casualties"]) == {"type_accuracy", "count_exact", "n"}
+
+
+def test_reload_and_predict(world, schema):
+    from conflict_ie.predictor import Predictor
+    p = Predictor.from_pretrained(world[0] / "run")
+    text = "Wagner Group fighters killed 12 villagers in Bakhmut. " * 30  # longer than one window
+    doc = p.predict(text)
+    assert all(e.text == text[e.start:e.end] and 0 <= e.score <= 1 for e in doc.entities)
+    spans = [(e.start, e.end) for e in doc.entities]
+    assert spans == sorted(spans) and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # no doubles
+    ids = {e.id for e in doc.entities}
+    assert all(r.head.id in ids and r.tail.id in ids and schema.allows(r.label, r.head.label, r.tail.label)
+               for r in doc.relations)
+    assert len(doc.casualties) == sum(e.label == "CASUALTY_FIGURE" for e in doc.entities)
+    # Label Studio pre-annotation reads back with the strict reader.
+    task = {"id": 1, "data": {"text": text}, "annotations": [{"id": 1, **doc.to_labelstudio()}]}
+    for item in task["annotations"][0]["result"]:
+        if item["type"] == "labels" and item["value"]["labels"] == ["CASUALTY_FIGURE"]:
+            assert any(i["type"] == "choices" and i["id"] == item["id"] for i in task["annotations"][0]["result"])
+    back = read_labelstudio([task], schema).documents[0]
+    assert [(s.start, s.end, s.label) for s in back.spans] == [(e.start, e.end, e.label) for e in doc.entities]
+    assert json.dumps(doc.to_dict())
+
+
+def test_schema_mismatch_on_load(world):
+    from conflict_ie.errors import ConfigError
+    from conflict_ie.predictor import Predictor
+    from conflict_ie.schema import LabelSchema
+    other = LabelSchema.from_dict({"name": "x", "entities": [{"label": "PERSON"}]})
+    with pytest.raises(ConfigError, match="only in the given schema: \\['PERSON'\\]"):
+        Predictor.from_pretrained(world[0] / "run", schema=other)
+
+
+def test_evaluate_and_predict_cli(world, tmp_path, capsys):
+    run = world[0] / "run"
+    capsys.readouterr()
+    assert cli(["evaluate", "--model", str(run), "--input", str(world[1]), "--report-dir", str(tmp_path / "rep")]) == 0
+    assert json.loads(capsys.readouterr().out)["n_documents"] == 15
+    assert (tmp_path / "rep" / "report.md").exists()
+    f = tmp_path / "a.txt"
+    f.write_text("Wagner Group fighters killed 12 villagers in Bakhmut.")
+    for fmt in ("table", "json", "jsonl", "labelstudio", "casualties"):
+        assert cli(["predict", "--model", str(run), str(f), "--format", fmt]) == 0
+    capsys.readouterr()
+    assert cli(["predict", "--model", str(run), str(f), "--format", "casualties"]) == 0
+    assert capsys.readouterr().out.startswith("file,text,start,end,count_min,count_max,approximate,casualty_type")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    assert cli(["predict", "--model", str(run), str(bad)]) == 2
+    assert "bad.txt" in capsys.readouterr().err
