@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 from conflict_ie.labelstudio import documents_to_tasks
 from conflict_ie.markup import parse_markup
-from test_end_to_end import BODIES
+from conftest import BODIES
 from tiny import tiny_base_model
 
 pytestmark = pytest.mark.slow

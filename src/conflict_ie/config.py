@@ -108,6 +108,7 @@ class TrainConfig:
     schema: str = field(default="conflict", metadata={"help": "schema name or YAML path"})
     corpus: str = field(default="", metadata={"help": "corpus folder (conflict-ie corpus build)"})
     inputs: tuple[str, ...] = field(default=(), metadata={"help": "Label Studio exports to build the corpus from"})
+    hub_datasets: tuple[str, ...] = field(default=(), metadata={"help": "Hub ids of the training data (model card)"})
     output_dir: str = "runs/conflict-minilm"
     seed: int = 42
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -33,7 +33,8 @@ import numpy as np
 from conflict_ie.alignment import AlignmentReport, decode_words, make_windows, spans_from_word_tags, \
     tokenize_document, window_bounds
 from conflict_ie.config import TrainConfig, resolve_base_model
-from conflict_ie.corpus import SplitSpec, build_corpus, documents_of, load_corpus, save_corpus, split_documents
+from conflict_ie.corpus import (SplitSpec, build_corpus, documents_of, label_counts, load_corpus, save_corpus,
+                               split_documents)
 from conflict_ie.documents import Document
 from conflict_ie.errors import ConfigError
 from conflict_ie.evaluation import strict_scores
@@ -199,6 +200,35 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
     return trainer, report
 
 
+def corpus_origins(corpus) -> dict[str, int]:
+    """Documents per origin (``meta.origin`` of the Label Studio task, else the source file)."""
+    from collections import Counter
+
+    out: Counter = Counter()
+    for split in corpus.values():
+        for meta in split["meta"]:
+            prov = json.loads(meta) if meta else {}
+            fields = prov.get("fields") or {}
+            origin = (fields.get("meta") or {}).get("origin") or Path(prov.get("source") or "unknown").name
+            out[origin] += 1
+    return dict(sorted(out.items()))
+
+
+def hardware() -> str:
+    """A short description of where training ran, for the model card."""
+    import os
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        device = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    else:
+        device = f"CPU only, {os.cpu_count()} cores ({platform.machine()})"
+    world = os.environ.get("WORLD_SIZE", "1")
+    return f"{device}; {world} process(es); torch {torch.__version__}"
+
+
 def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_dir: str | Path | None = None,
           resume: bool = False, relations: bool | None = None, callbacks: Sequence[Any] = ()) -> Path:
     """Train the NER model (and the relation model when enabled), evaluate on the test split and
@@ -229,6 +259,10 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
         "best_validation_entity_f1": trainer.state.best_metric,
         "global_steps": trainer.state.global_step,
         "corpus_sizes": {k: len(v) for k, v in corpus.items()},
+        "hardware": hardware(),
+        "corpus_label_counts": {k: dict(label_counts(v, schema)) for k, v in corpus.items()},
+        "corpus_origins": corpus_origins(corpus),
+        "year": time.gmtime().tm_year,
     }
     do_rel = config.relations.enabled if relations is None else relations
     if do_rel and schema.relations:

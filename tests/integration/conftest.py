@@ -182,8 +182,11 @@ def _template(exe: Path, tmp_root: Path) -> Path:
     server = Server(exe, building, tmp_root / "labelstudio-template.log")
     try:
         seconds = server.wait_healthy()
-    finally:
+    except BaseException:
         server.stop()
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    server.stop()
     print(f"\nLabel Studio template migrated in {seconds:.0f} s: {TEMPLATE}")
     (building / STAMP).write_text(json.dumps(stamp))
     shutil.rmtree(TEMPLATE, ignore_errors=True)

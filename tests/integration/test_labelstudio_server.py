@@ -73,10 +73,15 @@ def test_init_annotate_pull_build(labelstudio_server, tmp_path, monkeypatch, cap
     texts.mkdir()
     (texts / "a.txt").write_text(TEXT_A, encoding="utf-8")
     (texts / "b.txt").write_text(TEXT_B, encoding="utf-8")
-    assert main(["labelstudio", "init", "--url", url, "--texts", str(texts), "--title", "IT"]) == 0
+    # Label Studio wants titles of at least 3 characters: a clear refusal (exit 2), no project left behind.
+    assert main(["labelstudio", "init", "--url", url, "--texts", str(texts), "--title", "IT"]) == 2
+    err = capsys.readouterr().err
+    assert "refused to create the project" in err and "at least 3 characters" in err
+    assert not [p for p in ls.projects.list() if p.title == "IT"]
+    assert main(["labelstudio", "init", "--url", url, "--texts", str(texts), "--title", "IT run"]) == 0
     assert "with 2 task(s)" in capsys.readouterr().out
 
-    projects = [p for p in ls.projects.list() if p.title == "IT"]
+    projects = [p for p in ls.projects.list() if p.title == "IT run"]
     assert len(projects) == 1, [p.title for p in ls.projects.list()]
     pid = projects[0].id
     config = ET.fromstring(ls.projects.get(id=pid).label_config)
@@ -129,6 +134,9 @@ def test_init_annotate_pull_build(labelstudio_server, tmp_path, monkeypatch, cap
     assert anns[gt.id]["completed_by"]["email"] == "admin@example.com"  # expanded annotators
     assert anns[other.id]["completed_by"]["email"] == ANNOTATOR_2
     assert anns[other.id]["updated_at"] > anns[gt.id]["updated_at"]
+    drawn = {r["labels"][0]: r for r in anns[gt.id]["result"] if r["type"] == "relation"}
+    assert (drawn["LOCATED_IN"]["from_id"], drawn["LOCATED_IN"]["direction"]) == ("loc0000001", "left")
+    assert {r["id"] for r in anns[gt.id]["result"] if r["type"] == "choices"} == {"cas0000001"}
     # The later annotation is what "latest" would take: ground truth must win below for a reason.
     latest = read_labelstudio(out_json, schema, policy="latest").documents
     assert {d.id: d.provenance.annotation_id for d in latest}[str(task_a)] == str(other.id)
