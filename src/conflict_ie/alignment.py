@@ -266,15 +266,26 @@ def pick_central(bounds: Sequence[tuple[int, int]], n_tokens: int) -> np.ndarray
 
 
 def spans_from_word_tags(
-    tags: Sequence[str], words: Sequence[Word], scores: Sequence[float] | None = None, *, prefix: str = "P"
+    tags: Sequence[str], words: Sequence[Word], scores: Sequence[float] | None = None, *, prefix: str = "P",
+    text: str | None = None,
 ) -> list[tuple[Span, float]]:
     """Word-level tags -> character spans, reading chunks the way seqeval does (lenient).
+
+    With ``text``, an entity never continues across a line break: an ``I-`` tag on the first word
+    of a new line starts a new entity (headlines and paragraphs are separate units in news text).
 
     Example:
         >>> ws = [Word(0, 6, 0, 0), Word(7, 12, 1, 1), Word(13, 21, 2, 2)]
         >>> [(s.start, s.end, s.label) for s, _ in spans_from_word_tags(["B-G", "I-G", "O"], ws)]
         [(0, 12, 'G')]
+        >>> [(s.start, s.end) for s, _ in spans_from_word_tags(["B-G", "I-G", "O"], ws, text="Wagner\\nGroup x")]
+        [(0, 6), (7, 12)]
     """
+    if text is not None:
+        tags = list(tags)
+        for i in range(1, len(tags)):
+            if tags[i].startswith("I-") and "\n" in text[words[i - 1].end : words[i].start]:
+                tags[i] = "B-" + tags[i][2:]
     out = []
     for n, (label, first, last) in enumerate(get_entities(list(tags))):
         score = float(np.mean(scores[first : last + 1])) if scores is not None else 1.0

@@ -8,7 +8,7 @@ written into every run folder, so a checkpoint says how it was made.
 Example:
     >>> cfg = TrainConfig.from_dict({"ner": {"epochs": 2, "learning_rate": "1e-4"}})
     >>> cfg.ner.epochs, cfg.ner.learning_rate
-    (2, 0.0001)
+    (2.0, 0.0001)
 """
 
 from __future__ import annotations

@@ -365,9 +365,10 @@ def read_labelstudio(
     empty documents, since an unannotated article is not a negative example.
 
     Example:
-        >>> tasks = [{"id": 7, "data": {"text": "Wagner Group attacked."}, "annotations": [{"id": 1,
-        ...   "result": [{"id": "a", "type": "labels", "from_name": "label", "to_name": "text",
-        ...               "value": {"start": 0, "end": 12, "text": "Wagner Group", "labels": ["ARMED_GROUP"]}}]}]}
+        >>> region = {"id": "a", "type": "labels", "from_name": "label", "to_name": "text",
+        ...           "value": {"start": 0, "end": 12, "text": "Wagner Group", "labels": ["ARMED_GROUP"]}}
+        >>> tasks = [{"id": 7, "data": {"text": "Wagner Group attacked."},
+        ...           "annotations": [{"id": 1, "result": [region]}]}]
         >>> res = read_labelstudio(tasks, LabelSchema.load("conflict"))
         >>> [(s.label, s.start, s.end) for s in res.documents[0].spans]
         [('ARMED_GROUP', 0, 12)]

@@ -49,7 +49,7 @@ def parse_markup(body: str, schema: LabelSchema | None = None, *, doc_id: str = 
 
     Example:
         >>> d = parse_markup("{Wagner Group|ARMED_GROUP#g} killed {two men|CASUALTY_FIGURE#c=killed}.\\n"
-        ...                  "--- relations\\nc PERPETRATOR g")
+        ...                  "--- relations\\nc PERPETRATOR g", LabelSchema.load("conflict"))
         >>> d.text, [(s.label, s.start, s.end) for s in d.spans], d.relations[0].label
         ('Wagner Group killed two men.', [('ARMED_GROUP', 0, 12), ('CASUALTY_FIGURE', 20, 27)], 'PERPETRATOR')
     """

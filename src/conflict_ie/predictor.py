@@ -294,10 +294,11 @@ class Predictor:
             for r, (d, k, n) in enumerate(batch):
                 probs[d][k] = p[r, len(self._prefix) : len(self._prefix) + n]
         outputs = []
-        for tdoc, bounds, doc_probs in zip(tdocs, all_bounds, probs):
+        for text, tdoc, bounds, doc_probs in zip(texts, tdocs, all_bounds, probs):
             if not tdoc.words:
                 outputs.append(NerOutput(tdoc, [], np.zeros(0), []))
                 continue
             tags, scores = decode_words(tdoc, bounds, doc_probs, self.id2label)
-            outputs.append(NerOutput(tdoc, tags, scores, spans_from_word_tags(tags, tdoc.words, scores, prefix="e")))
+            spans = spans_from_word_tags(tags, tdoc.words, scores, prefix="e", text=text)
+            outputs.append(NerOutput(tdoc, tags, scores, spans))
         return outputs

@@ -99,12 +99,12 @@ class DocumentF1:
             per_doc[row["doc_index"]].append(probs[r, self.n_prefix : self.n_prefix + n])
             bounds[row["doc_index"]].append((row["token_start"], row["token_end"]))
         pred_spans = []
-        for tdoc, b, p in zip(self.tdocs, bounds, per_doc):
+        for doc, tdoc, b, p in zip(self.docs, self.tdocs, bounds, per_doc):
             if not tdoc.words:
                 pred_spans.append([])
                 continue
             tags, scores = decode_words(tdoc, b, p, self.schema.id2label)
-            pred_spans.append([s for s, _ in spans_from_word_tags(tags, tdoc.words, scores)])
+            pred_spans.append([s for s, _ in spans_from_word_tags(tags, tdoc.words, scores, text=doc.text)])
         scores = strict_scores([d.spans for d in self.docs], pred_spans, self.schema.entity_labels)
         return {"entity_f1": scores["micro"]["f1"], "entity_precision": scores["micro"]["precision"],
                 "entity_recall": scores["micro"]["recall"]}
