@@ -246,10 +246,14 @@ class Predictor:
         Example:
             >>> # p.predict("Wagner Group fighters shelled Bakhmut.").entities[0].label
         """
-        return self.predict_batch([text], batch_size=16)[0]
+        return self.predict_batch([text])[0]
 
-    def predict_batch(self, texts: Sequence[str], batch_size: int = 16) -> list[Prediction]:
-        """Predict many texts; windows of all texts are pooled, sorted by length and batched."""
+    def predict_batch(self, texts: Sequence[str], batch_size: int = 8) -> list[Prediction]:
+        """Predict many texts; windows of all texts are pooled, sorted by length and batched.
+
+        8 windows a batch was the fastest on a 2-core CPU (16, 32 and 64 were 4-35% slower);
+        on a GPU, larger batches pay off.
+        """
         if isinstance(texts, (str, bytes)):
             raise InputError("predict_batch takes a list of texts; use predict() for one text")
         texts = [_as_text(t) for t in texts]
@@ -266,7 +270,7 @@ class Predictor:
         return preds
 
     @torch.inference_mode()
-    def ner(self, texts: Sequence[str], batch_size: int = 16) -> list[NerOutput]:
+    def ner(self, texts: Sequence[str], batch_size: int = 8) -> list[NerOutput]:
         """Entity decoding with everything the evaluation needs (raw word tags, scores)."""
         content = self.max_length - len(self._prefix) - len(self._suffix)
         tdocs, all_bounds, jobs = [], [], []
