@@ -1,5 +1,4 @@
 import filecmp
-import json
 import subprocess
 import sys
 
@@ -9,7 +8,6 @@ import pytest
 from conflict_ie.corpus import SplitSpec, build_corpus, documents_of, load_corpus, save_corpus, split_documents
 from conflict_ie.documents import Document, Provenance
 from conflict_ie.errors import InputError
-from conflict_ie.labelstudio import documents_to_tasks
 from factories import good_task, write
 
 

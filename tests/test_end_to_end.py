@@ -89,3 +89,13 @@ def test_evaluate_and_predict_cli(world, tmp_path, capsys):
     bad.write_bytes(b"\xff\xfe\x00bad")
     assert cli(["predict", "--model", str(run), str(bad)]) == 2
     assert "bad.txt" in capsys.readouterr().err
+
+
+def test_checkpoint_folder_loads(world):
+    """A Trainer checkpoint (no schema.yaml, no relations) loads; labels come from its id2label."""
+    from conflict_ie.predictor import Predictor
+    ckpt = sorted((world[0] / "run" / "checkpoints").glob("checkpoint-*"))[-1]
+    p = Predictor.from_pretrained(ckpt)
+    assert p.schema.entity_labels == ("ARMED_GROUP", "OFFICIAL", "CASUALTY_FIGURE", "LOCATION", "WEAPON")
+    assert p.relation_model is None
+    assert p.predict("Wagner Group fighters").casualties == ()

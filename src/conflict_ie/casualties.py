@@ -135,7 +135,7 @@ def parse_count(text: str) -> CountRange:
     nums = _numbers(t)
     # Ranges: "10-12", "10 to 12", "between 10 and 12", "10 or 12".
     if len(nums) >= 2:
-        (s1, e1, a), (s2, e2, b) = nums[0], nums[1]
+        (s1, e1, a), (s2, _, b) = nums[0], nums[1]
         gap = t[e1:s2].strip()
         if gap in ("-", "to", "or"):
             lo, hi = min(a, b), max(a, b)

@@ -150,18 +150,3 @@ def read_conll(path: str | Path, schema: LabelSchema | None = None) -> tuple[lis
     report.n_documents = len(documents)
     return documents, report
 
-
-def document_to_conll(doc: Document, tokens: list[tuple[int, int]]) -> list[tuple[str, str]]:
-    """Tag whitespace tokens of ``doc`` in IOB2 (for writing a CoNLL file or for tests).
-
-    ``tokens`` are (start, end) character offsets.
-    """
-    out = []
-    for start, end in tokens:
-        tag = "O"
-        for s in doc.spans:
-            if s.start <= start and end <= s.end:
-                tag = ("B-" if start == s.start else "I-") + s.label
-                break
-        out.append((doc.text[start:end], tag))
-    return out

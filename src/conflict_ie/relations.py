@@ -434,7 +434,7 @@ class RelationExtractor:
 
     def add_to(self, preds, batch_size: int = 16):
         """Give predictions (from the NER step) relations, attributes and casualty records."""
-        from conflict_ie.predictor import CasualtyRecord, Entity, PredictedRelation, Prediction
+        from conflict_ie.predictor import Entity, PredictedRelation, Prediction
 
         out = []
         for pred in preds:
@@ -458,18 +458,19 @@ def casualty_records(entities, relations, enc: Encoder):
 
     if not enc.attribute_label:
         return ()
+    def best(entity, label):
+        """The most confident target of ``entity``'s relations with ``label``."""
+        cands = [r for r in relations if r.head.id == entity.id and r.label == label]
+        return max(cands, key=lambda r: r.score).tail.text if cands else None
+
     records = []
     for e in entities:
         if e.label != enc.attribute_label:
             continue
-
-        def best(label):
-            cands = [r for r in relations if r.head.id == e.id and r.label == label]
-            return max(cands, key=lambda r: r.score).tail.text if cands else None
-
         count = parse_count(e.text)
         records.append(CasualtyRecord(e.text, e.start, e.end, count.count_min, count.count_max, count.approximate,
-                                      e.attributes.get(ATTRIBUTE), best("LOCATED_IN"), best("PERPETRATOR"), e.score))
+                                      e.attributes.get(ATTRIBUTE), best(e, "LOCATED_IN"), best(e, "PERPETRATOR"),
+                                      e.score))
     return tuple(records)
 
 

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from conflict_ie.alignment import AlignmentReport, decode_words, make_windows, spans_from_word_tags, \
-    tokenize_document, window_bounds
+    tokenize_document
 from conflict_ie.config import TrainConfig, resolve_base_model
 from conflict_ie.corpus import (SplitSpec, build_corpus, documents_of, label_counts, load_corpus, save_corpus,
                                split_documents)
