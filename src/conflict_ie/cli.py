@@ -133,6 +133,8 @@ def cmd_train(args) -> int:
     config = TrainConfig.load(args.config, args.set or ())
     out = train(config, corpus_dir=args.corpus, output_dir=args.output, resume=args.resume,
                 relations=False if args.no_relations else None)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return 0
     metrics = out / "metrics.json"
     if metrics.exists():
         m = json.loads(metrics.read_text())

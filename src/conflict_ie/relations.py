@@ -291,6 +291,7 @@ def train_relations(config, corpus, schema: LabelSchema, out: Path) -> dict[str,
 
     from conflict_ie.config import resolve_base_model
     from conflict_ie.corpus import documents_of
+    from conflict_ie.training import device_arguments
 
     rc = config.relations
     set_seed(config.seed)
@@ -314,6 +315,7 @@ def train_relations(config, corpus, schema: LabelSchema, out: Path) -> dict[str,
         weight_decay=rc.weight_decay, save_strategy="no", report_to=list(config.ner.report_to),
         logging_steps=config.ner.logging_steps, seed=config.seed, data_seed=config.seed,
         remove_unused_columns=False,  # the model takes head_pos/tail_pos/task, which Trainer cannot see
+        **device_arguments(),
     )
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=_Collator(tokenizer.pad_token_id))
     trainer.train()

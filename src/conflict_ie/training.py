@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -61,7 +62,9 @@ def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: 
     s = config.split
     splits = split_documents(docs, SplitSpec(s.train, s.validation, s.test, s.seed))
     corpus = build_corpus(splits, schema)
-    save_corpus(corpus, schema, out_dir / "corpus", sources=config.inputs)
+    # Under torchrun every rank builds the same corpus in memory; only the first writes the copy.
+    if int(os.environ.get("RANK", "0")) == 0:
+        save_corpus(corpus, schema, out_dir / "corpus", sources=config.inputs)
     return corpus, schema
 
 
@@ -116,6 +119,16 @@ def _softmax_logits(logits, labels):
     return torch.softmax(logits.float(), dim=-1)
 
 
+def device_arguments() -> dict[str, Any]:
+    """Without a GPU, ask for the CPU explicitly: only then does the Trainer (through accelerate)
+    treat ``torchrun --nproc_per_node N`` as N cooperating CPU processes (gloo) instead of N
+    independent runs."""
+    import torch
+
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    return {"use_cpu": not (torch.cuda.is_available() or has_mps)}
+
+
 def training_arguments(config: TrainConfig, out: Path, *, has_eval: bool, **extra):
     """Map the config onto the stock ``TrainingArguments`` (nothing re-declared)."""
     from transformers import TrainingArguments
@@ -146,6 +159,7 @@ def training_arguments(config: TrainConfig, out: Path, *, has_eval: bool, **extr
         seed=config.seed,
         data_seed=config.seed,
         dataloader_num_workers=0,
+        **device_arguments(),
         **extra,
     )
 
@@ -193,9 +207,10 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
     last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
     if resume and last is None:
         log.warning("--resume: no checkpoint in %s; starting from the beginning", ckpt_dir)
-    elif not resume and ckpt_dir.is_dir() and trainer.is_world_process_zero():
+    elif not resume and ckpt_dir.is_dir() and int(os.environ.get("RANK", "0")) == 0:
         # Stale checkpoints of an earlier run would be mistaken for this run's best model.
-        shutil.rmtree(ckpt_dir)
+        # (The launcher's RANK, not the Trainer's view: every rank reaches this line at once.)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     trainer.train(resume_from_checkpoint=last)
     return trainer, report
 
@@ -244,9 +259,19 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
     corpus, schema = prepare_corpus(config, corpus_dir, out)
     trainer, report = train_ner(config, corpus, schema, out, resume=resume, callbacks=callbacks)
     ner_seconds = time.time() - started
+    # Every rank takes part in saving and in relation training (collective operations under
+    # torchrun); the Trainers write files on the main process only.
+    trainer.save_model(str(out))
+    relation_seconds = None
+    do_rel = config.relations.enabled if relations is None else relations
+    if do_rel and schema.relations:
+        from conflict_ie.relations import train_relations
+
+        t0 = time.time()
+        train_relations(config, corpus, schema, out / "relations")
+        relation_seconds = round(time.time() - t0, 1)
     if not trainer.is_world_process_zero():
         return out
-    trainer.save_model(str(out))
     schema.save(out / "schema.yaml")
     config.save(out / "train_config.yaml")
     (out / INFERENCE_FILE).write_text(
@@ -258,19 +283,15 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_validation_entity_f1": trainer.state.best_metric,
         "global_steps": trainer.state.global_step,
+        "world_size": trainer.args.world_size,
         "corpus_sizes": {k: len(v) for k, v in corpus.items()},
         "hardware": hardware(),
         "corpus_label_counts": {k: dict(label_counts(v, schema)) for k, v in corpus.items()},
         "corpus_origins": corpus_origins(corpus),
         "year": time.gmtime().tm_year,
     }
-    do_rel = config.relations.enabled if relations is None else relations
-    if do_rel and schema.relations:
-        from conflict_ie.relations import train_relations
-
-        t0 = time.time()
-        train_relations(config, corpus, schema, out / "relations")
-        info["relation_train_seconds"] = round(time.time() - t0, 1)
+    if relation_seconds is not None:
+        info["relation_train_seconds"] = relation_seconds
     (out / "training_info.json").write_text(json.dumps(info, indent=2) + "\n")
     from conflict_ie.report import evaluate_run
 
