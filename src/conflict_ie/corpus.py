@@ -222,20 +222,20 @@ def load_corpus(path: str | Path) -> tuple[datasets.DatasetDict, LabelSchema]:
     return datasets.load_from_disk(str(path)), LabelSchema.load(path / "schema.yaml")
 
 
+def _class_counts(ds: datasets.Dataset, column: str) -> Counter:
+    """Counts of the ``ClassLabel`` names in a list column (``spans`` or ``relations``)."""
+    names = ds.features[column].feature["label"].names
+    return Counter(names[item["label"]] for row in ds[column] for item in row)
+
+
 def label_counts(ds: datasets.Dataset, schema: LabelSchema) -> Counter:
-    counts: Counter = Counter()
-    for spans in ds["spans"]:
-        for s in spans:
-            counts[schema.entity_labels[s["label"]]] += 1
-    return counts
+    """Entities per label in one split."""
+    return _class_counts(ds, "spans")
 
 
 def relation_counts(ds: datasets.Dataset, schema: LabelSchema) -> Counter:
-    counts: Counter = Counter()
-    for rels in ds["relations"]:
-        for r in rels:
-            counts[schema.relation_labels[r["label"]]] += 1
-    return counts
+    """Relations per label in one split."""
+    return _class_counts(ds, "relations")
 
 
 def dataset_card(corpus: datasets.DatasetDict, schema: LabelSchema, *, sources: Iterable[str] = ()) -> str:

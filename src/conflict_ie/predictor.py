@@ -220,9 +220,8 @@ class Predictor:
             {int(k): v for k, v in model.config.id2label.items()})
         if schema is not None:
             given = LabelSchema.load(schema) if isinstance(schema, (str, os.PathLike)) else schema
-            given.check_compatible(own)
-            if given.entity_labels != own.entity_labels:
-                raise ConfigError("the given schema's entity labels differ from the checkpoint's")
+            # A bare Trainer checkpoint knows its entity tags only (from id2label).
+            given.check_compatible(own, relations=bool(own.relations))
         settings = json.loads((root / INFERENCE_FILE).read_text()) if (root / INFERENCE_FILE).exists() else {}
         relation_model = None
         if relations and (root / "relations").is_dir():

@@ -284,8 +284,9 @@ class LabelSchema:
                 out.update((t, h) for h, t in rel.pairs)
         return frozenset(out)
 
-    def check_compatible(self, other: "LabelSchema", what: str = "checkpoint") -> None:
-        """Raise if ``other`` has different entity tags or relation types, naming the difference.
+    def check_compatible(self, other: "LabelSchema", what: str = "checkpoint", *, relations: bool = True) -> None:
+        """Raise if ``other`` has different entity tags (or relation types, with ``relations``),
+        naming the difference.
 
         Example:
             >>> s = LabelSchema.load("conflict")
@@ -301,7 +302,7 @@ class LabelSchema:
             problems.append(f"entity labels differ ({detail})")
         mine = {r.label: set(r.pairs) for r in self.relations}
         theirs = {r.label: set(r.pairs) for r in other.relations}
-        if mine != theirs:
+        if relations and mine != theirs:
             diff = sorted(set(mine) ^ set(theirs))
             pairs = sorted(k for k in set(mine) & set(theirs) if mine[k] != theirs[k])
             problems.append(f"relation types differ (labels only on one side: {diff}; other allowed pairs: {pairs})")
