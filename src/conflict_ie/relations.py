@@ -15,6 +15,7 @@ at most ``max_token_distance`` tokens between them. Training uses gold entities;
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 import re
@@ -58,11 +59,14 @@ def sentence_bounds(text: str) -> list[tuple[int, int]]:
     return out or [(0, len(text))]
 
 
-def sentence_of(bounds: list[tuple[int, int]], pos: int) -> int:
-    for i, (s, e) in enumerate(bounds):
-        if pos < e:
-            return i
-    return len(bounds) - 1
+def sentence_of(ends: list[int], pos: int) -> int:
+    """Index of the sentence holding character ``pos``, given the sentences' end offsets.
+
+    Example:
+        >>> sentence_of([13, 25, 38], 14)
+        1
+    """
+    return min(bisect.bisect_right(ends, pos), len(ends) - 1)
 
 
 def marker_tokens(schema: LabelSchema) -> list[str]:
@@ -133,20 +137,24 @@ def candidate_pairs(doc: Document, spans: Sequence[Span], schema: LabelSchema, *
         >>> [(h.id, t.id) for h, t in candidate_pairs(d, sp, s, max_sentence_distance=0, max_token_distance=50)]
         [('a', 'b')]
     """
-    bounds = sentence_bounds(doc.text)
-    sent = {s.id: sentence_of(bounds, s.start) for s in spans}
+    ends = [e for _, e in sentence_bounds(doc.text)]
+    sent = {s.id: sentence_of(ends, s.start) for s in spans}
     allowed = schema.allowed_pairs
     if token_starts is None:
         token_starts = np.array([m.start() for m in re.finditer(r"\S+", doc.text)])
     tok_index = {s.id: (int(np.searchsorted(token_starts, s.start, "right")), int(np.searchsorted(token_starts,
                                                                                                    s.end, "left")))
                  for s in spans}
+    # Index spans by sentence so that a long article costs pairs per neighbourhood, not n squared.
+    by_sentence: dict[int, list[Span]] = {}
+    for sp in spans:
+        by_sentence.setdefault(sent[sp.id], []).append(sp)
     out = []
     for h in spans:
-        for t in spans:
+        near = [t for k in range(sent[h.id] - max_sentence_distance, sent[h.id] + max_sentence_distance + 1)
+                for t in by_sentence.get(k, ())]
+        for t in sorted(near, key=lambda x: (x.start, x.end)):
             if h.id == t.id or (h.label, t.label) not in allowed:
-                continue
-            if abs(sent[h.id] - sent[t.id]) > max_sentence_distance:
                 continue
             first, second = (h, t) if h.start <= t.start else (t, h)
             gap = max(0, tok_index[second.id][0] - tok_index[first.id][1])
@@ -219,12 +227,24 @@ class Encoder:
         attr = schema.attribute(ATTRIBUTE)
         self.attribute_choices = list(attr.choices) if attr else []
         self.attribute_label = attr.applies_to[0] if attr and attr.applies_to else None
+        self._cached_text: str | None = None
+        self._cached: tuple[list[tuple[int, int]], list[int]] = ([], [])
+
+    def _sentences(self, text: str) -> tuple[list[tuple[int, int]], list[int]]:
+        # Every candidate of a document needs its sentences: split once per text, not per pair.
+        if self._cached_text is not text:
+            bounds = sentence_bounds(text)
+            self._cached = (bounds, [e for _, e in bounds])
+            self._cached_text = text
+        return self._cached
 
     def encode(self, doc: Document, head: Span, tail: Span | None) -> dict[str, Any] | None:
-        bounds = sentence_bounds(doc.text)
+        """Model inputs for one candidate (``tail=None``: the attribute of ``head``), or None if the
+        markers do not fit in ``max_length`` tokens."""
+        bounds, ends = self._sentences(doc.text)
         spans = [head] + ([tail] if tail else [])
-        first = min(sentence_of(bounds, s.start) for s in spans)
-        last = max(sentence_of(bounds, s.end - 1) for s in spans)
+        first = min(sentence_of(ends, s.start) for s in spans)
+        last = max(sentence_of(ends, s.end - 1) for s in spans)
         ctx = (bounds[first][0], bounds[last][1])
         for _ in range(3):
             marked = insert_markers(doc.text, ctx, head, tail)
@@ -237,9 +257,11 @@ class Encoder:
             ctx = (max(ctx[0], lo - margin), min(ctx[1], hi + margin))
         else:
             return None
-        starts = [o[0] for o in enc["offset_mapping"]]
-        head_pos = starts.index(marked.head_marker) if marked.head_marker in starts else None
-        tail_pos = (starts.index(marked.tail_marker) if marked.tail_marker in starts else None) if tail else head_pos
+        # Special tokens ([CLS]) have the empty offset (0, 0): match real tokens only, or a span at the
+        # very start of the context would point at [CLS] instead of its marker.
+        starts = {o[0]: i for i, o in reversed(list(enumerate(enc["offset_mapping"]))) if o[1] > o[0]}
+        head_pos = starts.get(marked.head_marker)
+        tail_pos = starts.get(marked.tail_marker) if tail else head_pos
         if head_pos is None or tail_pos is None:
             return None
         return {"input_ids": list(enc["input_ids"]), "head_pos": head_pos, "tail_pos": tail_pos}
