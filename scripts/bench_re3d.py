@@ -107,6 +107,8 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
         f"Training time per seed (entities + relations + evaluation): "
         f"{mean_sd([r['seconds'] / 60 for r in runs])} minutes.",
         "",
+        "Settings were tuned on the validation split only: see `docs/re3d-tuning.md`.",
+        "",
         "### Data (document-level split 70/15/15, seed 13)",
         "",
         "| | " + " | ".join(ds) + " |",
