@@ -36,17 +36,6 @@ class Word:
 
 
 @dataclass(frozen=True)
-class Window:
-    """A slice ``[token_start, token_end)`` of a document's tokens, with special tokens added."""
-
-    doc_index: int
-    token_start: int
-    token_end: int
-    input_ids: list[int]
-    n_prefix: int  # special tokens before the content
-
-
-@dataclass(frozen=True)
 class TokenizedDocument:
     """A document tokenized once: sub-token ids and offsets, and the words they form."""
 

@@ -91,13 +91,20 @@ class RelationConfig:
 
 
 @dataclass(frozen=True)
-class SplitConfig:
-    """How ``conflict-ie train`` splits when it builds the corpus itself."""
+class SplitSpec:
+    """How to split documents: ratios with a seed, or by a ``meta`` field whose values name the split
+    (``conflict-ie corpus build``, and ``conflict-ie train`` when it builds the corpus itself)."""
 
     train: float = 0.8
     validation: float = 0.1
     test: float = 0.1
     seed: int = 13
+    by_field: str | None = None
+
+    def __post_init__(self) -> None:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6 or min(self.train, self.validation, self.test) < 0:
+            raise ConfigError(f"split ratios must be >= 0 and sum to 1, got {self.train}/{self.validation}/{self.test}")
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ class TrainConfig:
     hub_datasets: tuple[str, ...] = field(default=(), metadata={"help": "Hub ids of the training data (model card)"})
     output_dir: str = "runs/conflict-minilm"
     seed: int = 42
-    split: SplitConfig = field(default_factory=SplitConfig)
+    split: SplitSpec = field(default_factory=SplitSpec)
     ner: NerConfig = field(default_factory=NerConfig)
     relations: RelationConfig = field(default_factory=RelationConfig)
 
@@ -147,10 +154,7 @@ class TrainConfig:
             for part in parts[:-1]:
                 node = node.setdefault(part, {})
             node[parts[-1]] = yaml.safe_load(value)
-        try:
-            return _build(cls, data, str(path))
-        except ConfigError:
-            raise
+        return _build(cls, data, str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))

@@ -16,14 +16,14 @@ import hashlib
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import datasets
 
 from conflict_ie.documents import Document, Provenance, Relation, Span
-from conflict_ie.errors import ConfigError, InputError
+from conflict_ie.config import SplitSpec
+from conflict_ie.errors import InputError
 from conflict_ie.schema import LabelSchema
 
 SPLITS = ("train", "validation", "test")
@@ -117,22 +117,6 @@ def from_row(row: Mapping[str, Any], schema: LabelSchema) -> Document:
 def documents_of(dataset: datasets.Dataset, schema: LabelSchema) -> list[Document]:
     """All documents of one split."""
     return [from_row(row, schema) for row in dataset]
-
-
-@dataclass(frozen=True)
-class SplitSpec:
-    """How to split: ratios with a seed, or by a ``meta`` field whose values name the split."""
-
-    train: float = 0.8
-    validation: float = 0.1
-    test: float = 0.1
-    seed: int = 13
-    by_field: str | None = None
-
-    def __post_init__(self) -> None:
-        total = self.train + self.validation + self.test
-        if abs(total - 1.0) > 1e-6 or min(self.train, self.validation, self.test) < 0:
-            raise ConfigError(f"split ratios must be >= 0 and sum to 1, got {self.train}/{self.validation}/{self.test}")
 
 
 def split_documents(docs: Sequence[Document], spec: SplitSpec) -> dict[str, list[Document]]:

@@ -34,7 +34,7 @@ import numpy as np
 from conflict_ie.alignment import AlignmentReport, decode_words, make_windows, spans_from_word_tags, \
     tokenize_document
 from conflict_ie.config import TrainConfig, resolve_base_model
-from conflict_ie.corpus import (SplitSpec, build_corpus, documents_of, label_counts, load_corpus, save_corpus,
+from conflict_ie.corpus import (build_corpus, documents_of, label_counts, load_corpus, save_corpus,
                                split_documents)
 from conflict_ie.documents import Document
 from conflict_ie.errors import ConfigError
@@ -59,8 +59,7 @@ def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: 
     docs: list[Document] = []
     for path in config.inputs:
         docs += read_labelstudio(path, schema).documents
-    s = config.split
-    splits = split_documents(docs, SplitSpec(s.train, s.validation, s.test, s.seed))
+    splits = split_documents(docs, config.split)
     corpus = build_corpus(splits, schema)
     # Under torchrun every rank builds the same corpus in memory; only the first writes the copy.
     if int(os.environ.get("RANK", "0")) == 0:
