@@ -3,8 +3,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conflict_ie.alignment import (AlignmentReport, decode_words, make_windows, pick_central, spans_from_word_tags,
-                                   tokenize_document, window_bounds, word_tags)
+from conflict_ie.alignment import (AlignmentReport, TokenizedDocument, Word, bio_constraints, decode_words,
+                                   make_windows, pick_central, spans_from_word_tags, tokenize_document, viterbi,
+                                   window_bounds, word_tags)
 from conflict_ie.documents import Document, Span
 from conflict_ie.labelstudio import documents_to_tasks, read_labelstudio
 from tiny import word_tokenizer
@@ -45,8 +46,8 @@ def _with_casualty_types(doc):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=documents(), max_length=st.integers(5, 24), stride_frac=st.floats(0, 0.9),
-       all_tokens=st.booleans())
-def test_spans_survive_labelstudio_windows_bio(doc, max_length, stride_frac, all_tokens, schema):
+       all_tokens=st.booleans(), decoding=st.sampled_from(["argmax", "viterbi"]))
+def test_spans_survive_labelstudio_windows_bio(doc, max_length, stride_frac, all_tokens, decoding, schema):
     doc = _with_casualty_types(doc)
     (read,) = read_labelstudio(documents_to_tasks([doc]), schema).documents
     assert [(s.start, s.end, s.label) for s in read.spans] == [(s.start, s.end, s.label) for s in doc.spans]
@@ -65,7 +66,8 @@ def test_spans_survive_labelstudio_windows_bio(doc, max_length, stride_frac, all
         onehot = np.zeros((len(labels), n), dtype=np.float32)
         onehot[labels >= 0, labels[labels >= 0]] = 1.0
         probs.append(onehot)
-    tags, _ = decode_words(tdoc, bounds, probs, schema.id2label)
+    tags, _ = decode_words(tdoc, bounds, probs, schema.id2label, decoding=decoding,
+                           word_probs="mean" if all_tokens else "first")
     assert tags == word_tags(read, tdoc)
     back = [(s.start, s.end, s.label) for s, _ in spans_from_word_tags(tags, tdoc.words)]
     assert back == [(s.start, s.end, s.label) for s in read.spans]
@@ -104,3 +106,63 @@ def test_entity_longer_than_overlap_is_counted(schema):
     report = AlignmentReport()
     make_windows(doc, TOK, max_length=7, stride=1, label2id=schema.label2id, report=report)
     assert len(report.lost) == 1 and sum(report.cut_by_window.values()) >= 2
+
+
+ID2LABEL = {0: "O", 1: "B-A", 2: "I-A", 3: "B-B", 4: "I-B"}
+
+
+def _valid_bio(tags):
+    prev = "O"
+    for t in tags:
+        if t.startswith("I-") and (prev == "O" or prev[2:] != t[2:]):
+            return False
+        prev = t
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.floats(0.001, 1.0), min_size=5, max_size=5), min_size=1, max_size=12))
+def test_viterbi_is_well_formed_and_best(rows):
+    probs = np.array(rows) / np.array(rows).sum(1, keepdims=True)
+    allowed, first = bio_constraints(ID2LABEL)
+    path = viterbi(probs, allowed, first)
+    tags = [ID2LABEL[i] for i in path]
+    assert _valid_bio(tags)
+    greedy = [ID2LABEL[i] for i in probs.argmax(1)]
+    if _valid_bio(greedy):  # nothing to repair: the argmax is the best sequence
+        assert np.allclose(np.log(probs[np.arange(len(path)), path]).sum(),
+                           np.log(probs.max(1)).sum())
+    # No well-formed sequence beats it (brute force over short inputs).
+    if len(rows) <= 5:
+        import itertools
+        best = max(np.log(probs[np.arange(len(rows)), list(seq)]).sum()
+                   for seq in itertools.product(range(5), repeat=len(rows)) if _valid_bio([ID2LABEL[i] for i in seq]))
+        assert np.isclose(np.log(probs[np.arange(len(path)), path]).sum(), best)
+
+
+def test_viterbi_repairs_what_argmax_breaks():
+    probs = np.array([[0.1, 0.5, 0.0, 0.4, 0.0],    # B-A, just
+                      [0.1, 0.0, 0.3, 0.0, 0.6]])   # I-B after B-A is ill-formed
+    tags, scores = decode_words(TokenizedDocument([1, 2], [(0, 3), (4, 7)], [Word(0, 3, 0, 0), Word(4, 7, 1, 1)],
+                                                  [0, 1]), [(0, 2)], [probs], ID2LABEL, decoding="viterbi")
+    assert tags == ["B-B", "I-B"] and np.allclose(scores, [0.4, 0.6])
+    argmax_tags, _ = decode_words(TokenizedDocument([1, 2], [(0, 3), (4, 7)], [Word(0, 3, 0, 0), Word(4, 7, 1, 1)],
+                                                    [0, 1]), [(0, 2)], [probs], ID2LABEL, decoding="argmax")
+    assert argmax_tags == ["B-A", "I-B"]
+
+
+def test_mean_word_probs_read_every_subtoken_in_the_owning_window():
+    # One word of three sub-tokens (0-2), then a one-token word (3); two windows overlap on tokens 2-3.
+    tdoc = TokenizedDocument([1, 2, 3, 4], [(0, 2), (2, 4), (4, 6), (7, 9)], [Word(0, 6, 0, 2), Word(7, 9, 3, 3)],
+                             [0, 0, 0, 1])
+    o, b, i = np.eye(5)[0], np.eye(5)[1], np.eye(5)[2]
+    first = np.array([0.4, 0.6, 0, 0, 0])  # first sub-token leans B-A; the others say O
+    win0 = np.stack([first, o, o])          # tokens 0-2: the word's first token is most central here
+    win1 = np.stack([b, i])                 # tokens 2-3: would say B-A/I-A for token 2, but it is not the owner
+    bounds = [(0, 3), (2, 4)]
+    tags, _ = decode_words(tdoc, bounds, [win0, win1], ID2LABEL, word_probs="first")
+    assert tags[0] == "B-A"
+    tags, scores = decode_words(tdoc, bounds, [win0, win1], ID2LABEL, word_probs="mean")
+    assert tags[0] == "O" and np.isclose(scores[0], (0.4 + 1 + 1) / 3)
+    with pytest.raises(ValueError):
+        decode_words(tdoc, bounds, [win0, win1], ID2LABEL, word_probs="max")

@@ -47,3 +47,9 @@ def test_alias_resolves_to_installed_package():
         pytest.skip(str(exc))
     assert path.endswith("model")
     assert resolve_base_model("org/model") == "org/model"
+
+
+def test_choice_keys_list_their_choices():
+    assert TrainConfig.from_dict({"ner": {"decoding": "argmax"}}).ner.decoding == "argmax"
+    with pytest.raises(ConfigError, match=r"ner.decoding: expected one of \['viterbi', 'argmax'\], got 'crf'"):
+        TrainConfig.from_dict({"ner": {"decoding": "crf"}})

@@ -282,21 +282,83 @@ def spans_from_word_tags(
     return out
 
 
+def bio_constraints(id2label: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which tag may follow which under BIO (``I-X`` only after ``B-X`` or ``I-X``), and which may start.
+
+    Example:
+        >>> allowed, first = bio_constraints({0: "O", 1: "B-G", 2: "I-G"})
+        >>> allowed.astype(int).tolist(), first.tolist()
+        ([[1, 1, 0], [1, 1, 1], [1, 1, 1]], [True, True, False])
+    """
+    labels = [id2label[i] for i in range(len(id2label))]
+    allowed = np.array([[not cur.startswith("I-") or (prev != "O" and prev[2:] == cur[2:]) for cur in labels]
+                        for prev in labels])
+    first = np.array([not tag.startswith("I-") for tag in labels])
+    return allowed, first
+
+
+def viterbi(probs: np.ndarray, allowed: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The tag sequence with the highest product of probabilities among those BIO allows.
+
+    No transition scores are learned (the checkpoint stays a plain token classifier that any
+    ``transformers`` pipeline loads); the constraint alone repairs what argmax gets wrong, e.g.
+    ``B-Person I-Organisation`` or an ``I-`` with no ``B-``. Hand-written because the CRF
+    libraries for torch need learned transitions and a custom model class; this is 15 lines of numpy.
+
+    Example:
+        >>> allowed, first = bio_constraints({0: "O", 1: "B-G", 2: "I-G"})
+        >>> p = np.array([[0.6, 0.3, 0.1], [0.2, 0.1, 0.7]])   # argmax: O I-G (ill-formed)
+        >>> viterbi(p, allowed, first).tolist()
+        [1, 2]
+    """
+    n, n_labels = probs.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    log = np.log(np.clip(probs, 1e-12, None))
+    penalty = np.where(allowed, 0.0, -np.inf)
+    score = np.where(first, log[0], -np.inf)
+    back = np.zeros((n, n_labels), dtype=np.int64)
+    cols = np.arange(n_labels)
+    for i in range(1, n):
+        cand = score[:, None] + penalty
+        back[i] = cand.argmax(0)
+        score = cand[back[i], cols] + log[i]
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+#: How word tags are chosen from sub-token probabilities (saved with the model, read by the Predictor).
+DECODINGS = ("viterbi", "argmax")
+#: Which sub-tokens give a word its probabilities: its first, or the mean over all of them.
+WORD_PROBS = ("first", "mean")
+
+
 def decode_words(
     tdoc: TokenizedDocument,
     bounds: Sequence[tuple[int, int]],
     window_probs: Sequence[np.ndarray],
     id2label: dict[int, str],
+    *,
+    decoding: str = "argmax",
+    word_probs: str = "first",
 ) -> tuple[list[str], np.ndarray]:
     """Merge window predictions into one tag and score per word.
 
     ``window_probs[k]`` holds the label probabilities of window ``k``'s text tokens
-    (special tokens removed). Each word reads its first sub-token in the window where
-    that token is most central, so a word near one window's edge is read from the
-    neighbour that sees its context on both sides. The tags are returned as the model
-    emits them (possibly ill-formed, e.g. ``I-X`` after ``O``): lenient scoring needs
-    them unrepaired.
+    (special tokens removed). Each word is read in the window where its first sub-token
+    is most central, so a word near one window's edge is read from the neighbour that
+    sees its context on both sides. ``word_probs``: the first sub-token's probabilities, or
+    the mean over the word's sub-tokens in that window (for models trained with every
+    sub-token labelled). ``decoding``: ``argmax`` takes each word's likeliest tag (possibly
+    ill-formed, e.g. ``I-X`` after ``O``; lenient scoring reads such tags as seqeval does);
+    ``viterbi`` the likeliest well-formed BIO sequence (:func:`viterbi`).
+    The score of a word is the probability of the tag it got.
     """
+    if decoding not in DECODINGS or word_probs not in WORD_PROBS:
+        raise ValueError(f"decoding must be one of {DECODINGS} and word_probs one of {WORD_PROBS}")
     n_words = len(tdoc.words)
     if n_words == 0:
         return [], np.zeros(0)
@@ -304,10 +366,24 @@ def decode_words(
     first = np.array([w.first_token for w in tdoc.words])
     win = owner[first]
     n_labels = window_probs[0].shape[-1]
-    probs = np.empty((n_words, n_labels), dtype=np.float32)
-    for k, (ws, _we) in enumerate(bounds):
-        mine = np.nonzero(win == k)[0]
-        if len(mine):
-            probs[mine] = window_probs[k][first[mine] - ws]
-    best = probs.argmax(-1)
+    if word_probs == "first":
+        probs = np.empty((n_words, n_labels), dtype=np.float32)
+        for k, (ws, _we) in enumerate(bounds):
+            mine = np.nonzero(win == k)[0]
+            if len(mine):
+                probs[mine] = window_probs[k][first[mine] - ws]
+    else:
+        sums = np.zeros((n_words, n_labels), dtype=np.float64)
+        counts = np.zeros(n_words)
+        token_word = np.asarray(tdoc.token_word)
+        for k, (ws, we) in enumerate(bounds):
+            # Every token of the window whose word is read in this window.
+            toks = np.arange(ws, we)[win[token_word[ws:we]] == k]
+            np.add.at(sums, token_word[toks], window_probs[k][toks - ws])
+            np.add.at(counts, token_word[toks], 1)
+        probs = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+    if decoding == "viterbi":
+        best = viterbi(probs, *bio_constraints(id2label))
+    else:
+        best = probs.argmax(-1)
     return [id2label[int(i)] for i in best], probs[np.arange(n_words), best]

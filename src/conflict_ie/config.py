@@ -19,7 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
 
@@ -56,7 +56,10 @@ class NerConfig:
 
     max_length: int = field(default=256, metadata={"help": "tokens per window, special tokens included"})
     stride: int = field(default=64, metadata={"help": "tokens shared by neighbouring windows"})
-    label_all_tokens: bool = field(default=False, metadata={"help": "label every sub-token, not only the first"})
+    label_all_tokens: bool = field(default=False, metadata={
+        "help": "label every sub-token, not only the first (a word then reads the mean over its sub-tokens)"})
+    decoding: Literal["viterbi", "argmax"] = field(default="viterbi", metadata={
+        "help": "viterbi: the likeliest well-formed BIO sequence; argmax: each word's likeliest tag"})
     learning_rate: float = 1e-4
     epochs: float = 20.0
     batch_size: int = 16
@@ -190,6 +193,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return _build(tp, value or {}, where)
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where}: expected one of {list(choices)}, got {value!r}")
+        return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:

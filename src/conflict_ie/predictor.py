@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from conflict_ie.alignment import (
+    DECODINGS,
+    WORD_PROBS,
     TokenizedDocument,
     decode_words,
     special_tokens,
@@ -169,8 +171,13 @@ class Predictor:
     """Entity (and relation/casualty) extraction from raw text with a trained run."""
 
     def __init__(self, model, tokenizer, schema: LabelSchema, *, max_length: int = 256, stride: int = 64,
-                 relation_model=None, device: str | None = None):
+                 decoding: str = "argmax", word_probs: str = "first", relation_model=None, device: str | None = None):
+        if decoding not in DECODINGS or word_probs not in WORD_PROBS:
+            raise ConfigError(f"decoding must be one of {DECODINGS} and word_probs one of {WORD_PROBS}, "
+                              f"got {decoding!r} and {word_probs!r}")
         self.model = model.eval()
+        self.decoding = decoding
+        self.word_probs = word_probs
         self.tokenizer = tokenizer
         self.schema = schema
         self.max_length = max_length
@@ -197,11 +204,14 @@ class Predictor:
         revision: str | None = None,
         device: str | None = None,
         relations: bool = True,
+        decoding: str | None = None,
     ) -> "Predictor":
         """Load a run folder, a checkpoint folder or a hub id. Only safetensors weights, no remote code.
 
         ``schema`` (optional) must agree with the checkpoint's labels; a mismatch is an
-        error naming the difference.
+        error naming the difference. ``decoding`` overrides the run's own (``viterbi`` or
+        ``argmax``; a folder without ``conflict_ie.json`` decodes by argmax, as a plain
+        ``transformers`` pipeline does).
         """
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -234,6 +244,8 @@ class Predictor:
             own,
             max_length=int(settings.get("max_length", min(256, tokenizer.model_max_length))),
             stride=int(settings.get("stride", 64)),
+            decoding=decoding or settings.get("decoding", "argmax"),
+            word_probs=settings.get("word_probs", "first"),
             relation_model=relation_model,
             device=device,
         )
@@ -301,7 +313,8 @@ class Predictor:
             if not tdoc.words:
                 outputs.append(NerOutput(tdoc, [], np.zeros(0), []))
                 continue
-            tags, scores = decode_words(tdoc, bounds, doc_probs, self.id2label)
+            tags, scores = decode_words(tdoc, bounds, doc_probs, self.id2label, decoding=self.decoding,
+                                        word_probs=self.word_probs)
             spans = spans_from_word_tags(tags, tdoc.words, scores, prefix="e", text=text)
             outputs.append(NerOutput(tdoc, tags, scores, spans))
         return outputs

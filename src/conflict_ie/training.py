@@ -11,7 +11,7 @@ Run folder::
 
     RUN/
       config.json, model.safetensors, tokenizer files   # the NER model: loads with plain transformers
-      conflict_ie.json                                  # inference settings (max_length, stride)
+      conflict_ie.json                                  # inference settings (windows, decoding)
       schema.yaml, train_config.yaml                    # what it was trained with (resolved)
       metrics.json, report/                             # test-split evaluation
       log_history.json                                  # the Trainer's log, for the learning curve
@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -85,8 +85,9 @@ class DocumentF1:
     exact character spans (the number model selection and early stopping use)."""
 
     def __init__(self, docs: Sequence[Document], rows: Sequence[dict[str, Any]], tokenizer, schema: LabelSchema,
-                 n_prefix: int):
+                 n_prefix: int, decode: Mapping[str, str] | None = None):
         self.docs = docs
+        self.decode = dict(decode or {})  # the Predictor's decoding, so that selection scores what it will emit
         self.rows = rows
         self.schema = schema
         self.n_prefix = n_prefix
@@ -105,7 +106,7 @@ class DocumentF1:
             if not tdoc.words:
                 pred_spans.append([])
                 continue
-            tags, scores = decode_words(tdoc, b, p, self.schema.id2label)
+            tags, scores = decode_words(tdoc, b, p, self.schema.id2label, **self.decode)
             pred_spans.append([s for s, _ in spans_from_word_tags(tags, tdoc.words, scores, text=doc.text)])
         scores = strict_scores([d.spans for d in self.docs], pred_spans, self.schema.entity_labels)
         return {"entity_f1": scores["micro"]["f1"], "entity_precision": scores["micro"]["precision"],
@@ -116,6 +117,19 @@ def _softmax_logits(logits, labels):
     import torch
 
     return torch.softmax(logits.float(), dim=-1)
+
+
+def inference_settings(config: TrainConfig) -> dict[str, str]:
+    """How word tags are decoded for this config; saved in ``conflict_ie.json`` and used in validation.
+
+    A model trained with every sub-token labelled reads a word as the mean over its sub-tokens;
+    with first-sub-token labels the other sub-tokens were never trained, so only the first counts.
+
+    Example:
+        >>> inference_settings(TrainConfig.from_dict({"ner": {"label_all_tokens": True}}))
+        {'decoding': 'viterbi', 'word_probs': 'mean'}
+    """
+    return {"decoding": config.ner.decoding, "word_probs": "mean" if config.ner.label_all_tokens else "first"}
 
 
 def device_arguments() -> dict[str, Any]:
@@ -197,8 +211,8 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
         eval_dataset=val_ds if has_eval else None,
         data_collator=DataCollatorForTokenClassification(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=DocumentF1(val_docs, val_rows, tokenizer, schema, len(special_tokens(tokenizer)[0]))
-        if has_eval else None,
+        compute_metrics=DocumentF1(val_docs, val_rows, tokenizer, schema, len(special_tokens(tokenizer)[0]),
+                                   inference_settings(config)) if has_eval else None,
         preprocess_logits_for_metrics=_softmax_logits if has_eval else None,
         callbacks=callbacks,
     )
@@ -274,7 +288,8 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
     schema.save(out / "schema.yaml")
     config.save(out / "train_config.yaml")
     (out / INFERENCE_FILE).write_text(
-        json.dumps({"max_length": config.ner.max_length, "stride": config.ner.stride}, indent=2) + "\n")
+        json.dumps({"max_length": config.ner.max_length, "stride": config.ner.stride, **inference_settings(config)},
+                   indent=2) + "\n")
     (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
     info = {
         "alignment": report.summary(),
