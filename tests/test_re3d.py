@@ -238,3 +238,30 @@ def test_two_re3d_documents(tmp_path, re3d_schema, capsys):
         ids_here = {s.id for s in doc.spans}
         for rel in doc.relations:
             assert rel.head in ids_here and rel.tail in ids_here and rel.head != rel.tail
+
+
+# ----------------------------------------------------------------------------- sentence-level protocol
+def _load_bench():
+    path = ROOT / "scripts" / "bench_re3d.py"
+    spec = importlib.util.spec_from_file_location("bench_re3d", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sentence_documents_keep_offsets_and_never_cut_an_entity():
+    from conflict_ie.documents import Document, Relation, Span
+
+    text = "The Blue Herons left. Port Alder fell. Mr. Reed said so. The Red Foxes stayed."
+    # "Mr. Reed" is cut in two by the splitter (after "Mr."): the entity keeps those sentences together.
+    spans = (Span("a", 4, 15, "Organisation"), Span("b", 22, 32, "Location"), Span("c", 39, 47, "Person"),
+             Span("d", 61, 70, "Organisation"))
+    doc = Document("9", text, spans, (Relation("a", "b", "CoLocated"), Relation("d", "c", "FightingAgainst")))
+    docs, counts = _load_bench().sentence_documents([doc])
+    assert [d.text for d in docs] == ["The Blue Herons left.", "Port Alder fell.", "Mr. Reed said so.",
+                                      "The Red Foxes stayed."]
+    assert counts["merged"] == 1 and counts["entities_lost"] == 0
+    assert counts["relations_across_sentences"] == 2 and not any(d.relations for d in docs)
+    got = [(d.id, d.span_text(s), s.label) for d in docs for s in d.spans]
+    assert got == [("9-s0", "Blue Herons", "Organisation"), ("9-s1", "Port Alder", "Location"),
+                   ("9-s2", "Mr. Reed", "Person"), ("9-s3", "Red Foxes", "Organisation")]
