@@ -185,7 +185,15 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
         f"Training time per seed (entities + relations + evaluation): "
         f"{mean_sd([r['seconds'] / 60 for r in runs])} minutes.",
         "",
-        "Settings were tuned on the validation split only: see `docs/re3d-tuning.md`.",
+        "Settings were tuned on the validation split only: see `docs/re3d-tuning.md`. Entity settings: "
+        f"{config.ner.max_length}-token windows (stride {config.ner.stride}), batch {config.ner.batch_size}, "
+        f"lr {config.ner.learning_rate:g}, up to {config.ner.epochs:g} epochs (early stopping, patience "
+        f"{config.ner.early_stopping_patience}), {'every sub-token' if config.ner.label_all_tokens else 'first sub-token'}"
+        f" labelled, {config.ner.decoding} decoding. " + (
+            f"Relations: {config.relations.epochs:g} epochs, lr {config.relations.learning_rate:g}, "
+            f"{config.relations.negative_ratio:g} negative(s) per positive, sentence distance "
+            f"{config.relations.max_sentence_distance}, threshold {config.relations.threshold:g}."
+            if config.relations.enabled else "Relations: not trained in this run."),
         "",
         f"### Data ({split})",
         "",
