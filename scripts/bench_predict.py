@@ -162,8 +162,9 @@ def main(argv=None) -> int:
         m = strict_scores([d.spans for d in gold], spans(side), labels)["micro"]
         print(f"strict micro F1 against the gold annotations of the {len(gold)} articles, {name}: {m['f1']:.3f}")
     print("(those articles include the model's training documents: compare the two sides, not the level)")
-    print("Differences come from word-level decoding: the predictor tags each word by its first sub-token "
-          "(as it was trained), the pipeline's 'simple' aggregation tags sub-tokens and can split or merge words.")
+    print("Differences come from word-level decoding: the predictor reads each word as it was trained (its first "
+          "sub-token, or the mean over its sub-tokens) and decodes as the run says (conflict_ie.json: Viterbi by "
+          "default); the pipeline's 'simple' aggregation tags sub-tokens and can split or merge words.")
     return 0
 
 
