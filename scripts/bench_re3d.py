@@ -103,6 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     ap.add_argument("--unit", choices=("document", "sentence"), default="document",
                     help="split by document (the benchmark) or by sentence (ConfliBERT's protocol, for comparison)")
+    ap.add_argument("--page", action="store_true",
+                    help="only rewrite the page from the last run's summary.json (give the run's own flags)")
     args = ap.parse_args(argv)
     if args.unit == "sentence":
         # ConfliBERT's re3d split is 574/191/200 sentences; the same proportions, over this copy's sentences.
@@ -119,18 +121,19 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     export, corpus = out / "export.json", out / "corpus"
     py = sys.executable
-    subprocess.run([py, str(ROOT / "scripts/convert_re3d.py"), args.re3d, "--out", str(export)], check=True)
-    if args.unit == "sentence":
-        export = sentence_export(export, out / "export-sentences.json")
-    subprocess.run([py, "-m", "conflict_ie.cli", "corpus", "build", "--input", str(export), "--schema", "re3d",
-                    "--ratios", args.ratios, "--seed", "13", "--out", str(corpus)], check=True)
+    if not args.page:
+        subprocess.run([py, str(ROOT / "scripts/convert_re3d.py"), args.re3d, "--out", str(export)], check=True)
+        if args.unit == "sentence":
+            export = sentence_export(export, out / "export-sentences.json")
+        subprocess.run([py, "-m", "conflict_ie.cli", "corpus", "build", "--input", str(export), "--schema", "re3d",
+                        "--ratios", args.ratios, "--seed", "13", "--out", str(corpus)], check=True)
 
     from conflict_ie.config import TrainConfig
     from conflict_ie.corpus import label_counts, load_corpus
     from conflict_ie.training import hardware, train
 
-    runs = []
-    for seed in args.seeds:
+    runs = json.loads((out / "summary.json").read_text()) if args.page else []
+    for seed in [] if args.page else args.seeds:
         config = TrainConfig.load(args.config, [*args.set, f"seed={seed}"])
         t0 = time.time()
         run = train(config, corpus_dir=corpus, output_dir=out / f"seed-{seed}")
@@ -143,7 +146,8 @@ def main(argv=None) -> int:
     lines = _page(runs, ds, schema, config, label_counts, hardware(), args)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     Path(args.doc).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "summary.json").write_text(json.dumps(runs, indent=1) + "\n")
+    if not args.page:
+        (out / "summary.json").write_text(json.dumps(runs, indent=1) + "\n")
     print(f"wrote {args.doc}")
     return 0
 
@@ -182,7 +186,7 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
         "",
         f"Command: `{cmd}` (config `{Path(args.config).relative_to(ROOT) if Path(args.config).is_relative_to(ROOT) else args.config}`).",
         f"Machine: {machine}. Seeds: {', '.join(str(r['seed']) for r in runs)}; mean ± standard deviation over seeds.",
-        f"Training time per seed (entities + relations + evaluation): "
+        f"Training time per seed (entities{' + relations' if config.relations.enabled else ''} + evaluation): "
         f"{mean_sd([r['seconds'] / 60 for r in runs])} minutes.",
         "",
         "Settings were tuned on the validation split only: see `docs/re3d-tuning.md`. Entity settings: "
@@ -233,7 +237,8 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
         "",
         "ConfliBERT (Hu et al., NAACL 2022, Table 3) reports re3d NER F1 of **63.44** for BERT-base uncased and",
         "**66.40** for ConfliBERT-scr-uncased, scored with seqeval's default (lenient) micro F1 on a",
-        "*sentence-level* 574/191/200 split of the full re3d (more sources than the four parts here).",
+        "*sentence-level* 574/191/200 split: 965 sentences, where this project's splitter finds 795 in the four",
+        "parts here, so ConfliBERT's copy of re3d or its segmentation differs from this one.",
         *(["The split here is by sentence in the same proportions, but over four of re3d's parts and with",
            "overlaps resolved as above, so the comparison is close, not exact."] if unit == "sentence" else
           ["The split here is by *document* (70/15/15) and the entity set",

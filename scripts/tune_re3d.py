@@ -303,9 +303,9 @@ def write_page(results, args) -> None:
         lines += ["", "## Decoding (validation split, no retraining)", "",
                   f"`python scripts/tune_re3d.py --decoding {' '.join(runs)}`: the same trained models (the",
                   "benchmark's seeds as they were before this comparison: label-all, selected with argmax decoding),",
-                  "each word tagged four ways. Viterbi",
-                  "(BIO) is the likeliest tag sequence in which every `I-X` follows `B-X` or `I-X`; argmax takes each",
-                  "word's likeliest tag, as a plain `transformers` pipeline does.", "",
+                  "each word tagged four ways. Viterbi (BIO) is the likeliest tag sequence in which every `I-X`",
+                  "follows `B-X` or `I-X`; argmax takes each word's likeliest tag, as a plain `transformers`",
+                  "pipeline does.", "",
                   "| decoding | " + " | ".join(f"`{r}`" for r in runs) + " | mean |",
                   "|---|" + "---|" * (len(runs) + 1)]
         for name, r in decodings.items():
