@@ -1,13 +1,17 @@
 #!/usr/bin/env python
 """Tune the re3d entity model on the VALIDATION split only; writes docs/re3d-tuning.md.
 
-    python scripts/tune_re3d.py [--corpus runs/re3d/corpus]   # the corpus bench_re3d.py builds
+    python scripts/tune_re3d.py [--corpus runs/re3d/corpus] [--only NAME ...] [--seed 2]
+    python scripts/tune_re3d.py --decoding RUN ...      # re-score trained runs under every decoding
+    python scripts/tune_re3d.py --ensemble RUN ...      # runs alone, averaged probabilities, averaged weights
+    python scripts/tune_re3d.py --relations [NAME ...]  # relation settings x thresholds
+    python scripts/tune_re3d.py --page                  # rewrite the page from runs/re3d-tuning/results.json
 
-Each setting is a set of config overrides on configs/train/re3d-minilm.yaml; the entity model
-is trained alone (relations off) with seed 1, and the score is the best validation entity F1
-(exact spans, whole documents) that early stopping kept. The test split is never looked at.
-The best setting is printed; it becomes the config's default by editing the YAML (by hand, so
-that the change is reviewed and committed).
+The corpus is the one bench_re3d.py builds. Each entity setting is a set of config overrides on
+configs/train/re3d-minilm.yaml; the entity model is trained alone (relations off), and the score
+is the best validation entity F1 (exact spans, whole documents) that early stopping kept. The
+test split is never looked at. What wins becomes the config's default by editing the YAML by
+hand (so that the change is reviewed and committed), and CONCLUSION below says what was chosen.
 """
 
 from __future__ import annotations
@@ -61,8 +65,7 @@ CONCLUSION = (
     "Chosen (`configs/train/re3d-minilm.yaml`): label all sub-tokens, 128-token windows, batch 8, Viterbi\n"
     "decoding. 256-token windows with batch 4 tied with it over two seeds (0.582 vs 0.581; 3.3 vs 2.5\n"
     "minutes of training on average), so the benchmarked setting stays. On 13 validation documents a point\n"
-    "or two is seed\n"
-    "noise: the sweep rules out large gains from these knobs more than it proves small ones; decoding\n"
+    "or two is seed noise: the sweep rules out large gains from these knobs more than it proves small ones; decoding\n"
     "(below) was the one change that moved every seed. Relations: 3 negatives per positive, 6 epochs and\n"
     "threshold 0.6 (last table)."
 )
