@@ -482,6 +482,7 @@ def casualty_records(entities, relations, enc: Encoder):
 
     if not enc.attribute_label:
         return ()
+
     def best(entity, label):
         """The most confident target of ``entity``'s relations with ``label``."""
         cands = [r for r in relations if r.head.id == entity.id and r.label == label]
