@@ -130,6 +130,8 @@ class TrainConfig:
     hub_datasets: tuple[str, ...] = field(default=(), metadata={"help": "Hub ids of the training data (model card)"})
     output_dir: str = "runs/conflict-minilm"
     seed: int = 42
+    refit: bool = field(default=False, metadata={
+        "help": "after validation picks the epoch, retrain both models on train+validation up to it"})
     split: SplitSpec = field(default_factory=SplitSpec)
     ner: NerConfig = field(default_factory=NerConfig)
     relations: RelationConfig = field(default_factory=RelationConfig)

@@ -31,7 +31,7 @@ ALIAS_HUB_IDS = {"minilm-l6-offline": "sentence-transformers/all-MiniLM-L6-v2"}
 #: training arguments, the corpus copy) stays local.
 ROOT_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
               "vocab.txt", "conflict_ie.json", "schema.yaml", "train_config.yaml", "metrics.json",
-              "training_info.json", "log_history.json")
+              "training_info.json", "log_history.json", "refit_log_history.json")
 RELATION_FILES = ("config.json", "model.safetensors", "heads.safetensors", "relation_config.json", "tokenizer.json",
                   "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
@@ -111,6 +111,8 @@ def card_context(run: Path, repo_id: str) -> tuple[Any, dict[str, Any]]:
         "rel_minutes": f"{info['relation_train_seconds'] / 60:.1f}" if "relation_train_seconds" in info else None,
         "best_val_f1": _r(info["best_validation_entity_f1"]) if info.get("best_validation_entity_f1") is not None
         else "not recorded",
+        "refit_epoch": f"{info['refit']['epoch']:g}" if info.get("refit") else None,
+        "refit_documents": info["refit"]["train_documents"] if info.get("refit") else None,
         "n_documents": metrics["n_documents"],
         "n_gold": metrics["n_gold_entities"],
         "overall_rows": [

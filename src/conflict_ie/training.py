@@ -5,7 +5,8 @@ training (``torchrun`` / ``accelerate launch``) are the Trainer's. What is
 added here is what the task needs: windows with aligned labels from the
 document corpus, a document-level entity F1 on the validation split for model
 selection and early stopping, and a run folder that carries everything needed
-to reproduce and to load the result.
+to reproduce and to load the result. With ``refit: true`` both models are then
+trained again on train+validation, up to the epoch that validation picked.
 
 Run folder::
 
@@ -15,6 +16,7 @@ Run folder::
       schema.yaml, train_config.yaml                    # what it was trained with (resolved)
       metrics.json, report/                             # test-split evaluation
       log_history.json                                  # the Trainer's log, for the learning curve
+      refit_log_history.json                            # with ``refit``: the final run's log (loss only)
       relations/                                        # relation + casualty-type model (when trained)
       checkpoints/                                      # Trainer checkpoints (for --resume)
 """
@@ -179,7 +181,8 @@ def training_arguments(config: TrainConfig, out: Path, *, has_eval: bool, **extr
 
 def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, resume: bool = False,
               callbacks: Sequence[Any] = ()):
-    """Fine-tune the token classifier; returns ``(trainer, alignment_report)``."""
+    """Fine-tune the token classifier; returns ``(trainer, alignment_report)``. Trainer checkpoints
+    go to ``out/checkpoints``."""
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               EarlyStoppingCallback, Trainer, set_seed)
     from transformers.trainer_utils import get_last_checkpoint
@@ -233,6 +236,53 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
     return trainer, report
 
 
+def selected_epoch(state) -> float:
+    """The epoch (possibly fractional, with ``eval_steps``) at which validation F1 was best.
+
+    Example:
+        >>> import types
+        >>> selected_epoch(types.SimpleNamespace(best_global_step=60, log_history=[
+        ...     {"eval_entity_f1": 0.4, "step": 30, "epoch": 1.0}, {"eval_entity_f1": 0.5, "step": 60, "epoch": 2.0}]))
+        2.0
+    """
+    for entry in state.log_history:
+        if "eval_entity_f1" in entry and entry.get("step") == state.best_global_step:
+            return float(entry["epoch"])
+    raise ConfigError("refit: the first run recorded no best validation step to refit up to")
+
+
+def stop_at_epoch(epoch: float):
+    """A ``TrainerCallback`` that ends training once ``epoch`` epochs are done.
+
+    The refit run keeps ``ner.epochs`` as its length, so its learning-rate schedule has the same
+    shape as in the run that chose the epoch, and stops where that run's best model was
+    (a shorter run would decay the rate sooner; on re3d that cost two points of validation F1).
+
+    Example:
+        >>> import types
+        >>> cb, control = stop_at_epoch(2.0), types.SimpleNamespace(should_training_stop=False)
+        >>> _ = cb.on_step_end(None, types.SimpleNamespace(epoch=2.0), control); control.should_training_stop
+        True
+    """
+    from transformers import TrainerCallback
+
+    class StopAtEpoch(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.epoch is not None and state.epoch >= epoch - 1e-9:
+                control.should_training_stop = True
+            return control
+
+    return StopAtEpoch()
+
+
+def refit_corpus(corpus):
+    """The corpus with validation folded into train (and an empty validation split), for ``refit``."""
+    import datasets
+
+    merged = datasets.concatenate_datasets([corpus["train"], corpus["validation"]])
+    return datasets.DatasetDict({**corpus, "train": merged, "validation": corpus["validation"].select([])})
+
+
 def corpus_origins(corpus) -> dict[str, int]:
     """Documents per origin (``meta.origin`` of the Label Studio task, else the source file)."""
     from collections import Counter
@@ -273,9 +323,22 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
     """
     out = Path(output_dir or config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if config.refit and resume:
+        # A checkpoint does not say which of the two runs it belongs to.
+        raise ConfigError("--resume is not supported with 'refit: true'; start the run again")
     started = time.time()
     corpus, schema = prepare_corpus(config, corpus_dir, out)
     trainer, report = train_ner(config, corpus, schema, out, resume=resume, callbacks=callbacks)
+    selection = None
+    train_corpus = corpus
+    if config.refit:
+        if not len(corpus["validation"]):
+            raise ConfigError("'refit: true' needs a validation split to choose the epoch")
+        epoch = selected_epoch(trainer.state)
+        selection = {"epoch": epoch, "best_validation_entity_f1": trainer.state.best_metric,
+                     "global_steps": trainer.state.global_step, "log_history": trainer.state.log_history}
+        train_corpus = refit_corpus(corpus)
+        trainer, report = train_ner(config, train_corpus, schema, out, callbacks=[*callbacks, stop_at_epoch(epoch)])
     ner_seconds = time.time() - started
     # Every rank takes part in saving and in relation training (collective operations under
     # torchrun); the Trainers write files on the main process only.
@@ -286,7 +349,7 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
         from conflict_ie.relations import train_relations
 
         t0 = time.time()
-        train_relations(config, corpus, schema, out / "relations")
+        train_relations(config, train_corpus, schema, out / "relations")
         relation_seconds = round(time.time() - t0, 1)
     if not trainer.is_world_process_zero():
         return out
@@ -295,12 +358,15 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
     (out / INFERENCE_FILE).write_text(
         json.dumps({"max_length": config.ner.max_length, "stride": config.ner.stride, **inference_settings(config)},
                    indent=2) + "\n")
-    (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
+    # With refit, the validation curve that chose the epoch is the selection run's; the refit run's
+    # own log (training loss only) is kept beside it.
+    (out / "log_history.json").write_text(
+        json.dumps(selection["log_history"] if selection else trainer.state.log_history, indent=1) + "\n")
     info = {
         "alignment": report.summary(),
         "ner_train_seconds": round(ner_seconds, 1),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_validation_entity_f1": trainer.state.best_metric,
+        "best_checkpoint": None if selection else trainer.state.best_model_checkpoint,
+        "best_validation_entity_f1": selection["best_validation_entity_f1"] if selection else trainer.state.best_metric,
         "global_steps": trainer.state.global_step,
         "world_size": trainer.args.world_size,
         "corpus_sizes": {k: len(v) for k, v in corpus.items()},
@@ -311,6 +377,10 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
     }
     if relation_seconds is not None:
         info["relation_train_seconds"] = relation_seconds
+    if selection:
+        (out / "refit_log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
+        info["refit"] = {"epoch": selection["epoch"], "selection_global_steps": selection["global_steps"],
+                         "train_documents": len(train_corpus["train"])}
     (out / "training_info.json").write_text(json.dumps(info, indent=2) + "\n")
     from conflict_ie.report import evaluate_run
 
