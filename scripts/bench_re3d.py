@@ -105,6 +105,9 @@ def main(argv=None) -> int:
                     help="split by document (the benchmark) or by sentence (ConfliBERT's protocol, for comparison)")
     ap.add_argument("--page", action="store_true",
                     help="only rewrite the page from the last run's summary.json (give the run's own flags)")
+    ap.add_argument("--compare", nargs=2, action="append", default=[], metavar=("SUMMARY", "WHAT"),
+                    help="add a line with the results of another run of this script (its summary.json), "
+                         "described by WHAT, e.g. 'the same settings without refit'")
     args = ap.parse_args(argv)
     if args.unit == "sentence":
         # ConfliBERT's re3d split is 574/191/200 sentences; the same proportions, over this copy's sentences.
@@ -198,6 +201,10 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
             f"{config.relations.negative_ratio:g} negative(s) per positive, sentence distance "
             f"{config.relations.max_sentence_distance}, threshold {config.relations.threshold:g}."
             if config.relations.enabled else "Relations: not trained in this run."),
+        *([f"Refit: after validation picked the epoch, {'both models were' if config.relations.enabled else 'the model was'}"
+           f" trained again on train+validation ({runs[0]['info']['refit']['train_documents']} documents) up to that"
+           " epoch (per seed: " + ", ".join(f"{r['seed']}: {r['info']['refit']['epoch']:g}" for r in runs) + ")."]
+          if runs and runs[0]["info"].get("refit") else []),
         "",
         f"### Data ({split})",
         "",
@@ -249,6 +256,14 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
         "Per seed (lenient micro F1): " + ", ".join(
             f"seed {r['seed']}: {r['metrics']['ner']['lenient']['micro']['f1']:.3f}" for r in runs) + ".",
     ]
+    for path, what in args.compare:
+        other = json.loads(Path(path).read_text())
+        lenient = mean_sd([r["metrics"]["ner"]["lenient"]["micro"]["f1"] for r in other])
+        rel = [r["metrics"]["relations"] for r in other if "relations" in r["metrics"]]
+        lines += ["", f"For comparison, {what} (`{path}`, seeds {', '.join(str(r['seed']) for r in other)}): "
+                  f"lenient micro F1 {lenient}" + (
+                      f"; relations {mean_sd([x['gold_entities']['micro']['f1'] for x in rel])} (gold entities), "
+                      f"{mean_sd([x['end_to_end']['micro']['f1'] for x in rel])} (end to end)" if rel else "") + "."]
     return lines
 
 
