@@ -265,3 +265,35 @@ def test_sentence_documents_keep_offsets_and_never_cut_an_entity():
     got = [(d.id, d.span_text(s), s.label) for d in docs for s in d.spans]
     assert got == [("9-s0", "Blue Herons", "Organisation"), ("9-s1", "Port Alder", "Location"),
                    ("9-s2", "Mr. Reed", "Person"), ("9-s3", "Red Foxes", "Organisation")]
+
+
+def test_benchmark_page_states_refit_and_compares_runs(tmp_path, re3d_schema):
+    """The page from fake run summaries: refit epochs per seed, and another run's line (--compare)."""
+    import argparse
+
+    from conflict_ie.config import TrainConfig
+    from conflict_ie.corpus import build_corpus, label_counts
+    from conflict_ie.documents import Document, Span
+
+    bench = _load_bench()
+    doc = Document("1", "Troops left Mosul.", (Span("a", 12, 17, "Location"),))
+    ds = build_corpus({"train": [doc], "validation": [doc], "test": [doc]}, re3d_schema)
+    prf = {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+    per_label = {l: {**prf, "support": 1} for l in re3d_schema.entity_labels}
+
+    def run(seed, f1, refit_epoch=None):
+        ner = {m: {"micro": {**prf, "f1": f1}, "per_label": per_label} for m in ("strict", "lenient")}
+        rel = {k: {"micro": prf} for k in ("gold_entities", "end_to_end")}
+        info = {"refit": {"epoch": refit_epoch, "train_documents": 2}} if refit_epoch else {}
+        return {"seed": seed, "seconds": 60.0, "metrics": {"ner": ner, "relations": rel}, "info": info}
+
+    other = tmp_path / "summary-before.json"
+    other.write_text(json.dumps([run(1, 0.25), run(2, 0.75)]))
+    args = argparse.Namespace(seeds=[1, 2], set=[], unit="document", ratios="0.7/0.15/0.15",
+                              config=str(ROOT / "configs/train/re3d-minilm.yaml"),
+                              compare=[(str(other), "the same settings without refit")])
+    page = "\n".join(bench._page([run(1, 0.5, 7.0), run(2, 0.5, 9.0)], ds, re3d_schema,
+                                 TrainConfig.load(args.config), label_counts, "a test machine", args))
+    assert "trained again on train+validation (2 documents) up to that epoch (per seed: 1: 7, 2: 9)." in page
+    assert (f"For comparison, the same settings without refit (`{other}`, seeds 1, 2): "
+            "lenient micro F1 0.500 ± 0.354; relations 0.500 ± 0.000 (gold entities)") in page
