@@ -260,10 +260,10 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
         other = json.loads(Path(path).read_text())
         lenient = mean_sd([r["metrics"]["ner"]["lenient"]["micro"]["f1"] for r in other])
         rel = [r["metrics"]["relations"] for r in other if "relations" in r["metrics"]]
-        lines += ["", f"For comparison, {what} (`{path}`, seeds {', '.join(str(r['seed']) for r in other)}): "
-                  f"lenient micro F1 {lenient}" + (
+        lines += ["", f"For comparison, {what}: lenient micro F1 {lenient}" + (
                       f"; relations {mean_sd([x['gold_entities']['micro']['f1'] for x in rel])} (gold entities), "
-                      f"{mean_sd([x['end_to_end']['micro']['f1'] for x in rel])} (end to end)" if rel else "") + "."]
+                      f"{mean_sd([x['end_to_end']['micro']['f1'] for x in rel])} (end to end)" if rel else "")
+                  + f" (seeds {', '.join(str(r['seed']) for r in other)}; `{path}`)."]
     return lines
 
 
