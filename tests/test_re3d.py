@@ -111,6 +111,7 @@ def _fake_parts(root: Path) -> Path:
     k2 = ent("k2", "r the Her", "Vehicle", conf=0.0)  # longer, but unsupported: loses
     ent("l", "Zebra", "Animal", at=(0, 3))  # type not in the schema
     ent("m", "the 'Iron' Brigade", "Organisation", at=_at("the \u201cIron\u201d Brigade"))  # quotes differ
+    ent("n", "leader", "Person", conf=0.0)  # unsupported but overlapping nothing: kept, and counted
 
     rel("r1", a, c, "FightingAgainst")  # kept
     rel("r2", c, e, "CoLocated")  # target given with the late offsets: follows the re-anchored span
@@ -147,13 +148,14 @@ def test_rules_on_a_fake_part(tmp_path, re3d_schema, capsys):
     err = capsys.readouterr().err
     summary = parse_summary(err)
     assert_counts_add_up(summary)
-    assert summary["entities"][:3] == (16, 8, 8)
+    assert summary["entities"][:3] == (17, 9, 8)
     assert {k: v for k, v in summary["entities"][3].items() if v} == {
         "type_not_in_schema": 1, "unresolvable_offsets": 1, "whitespace_only": 1, "duplicate": 1, "overlap": 4}
     assert "entities fixed and kept: value_matched_after_normalisation=1 reanchored=1 trimmed=1" in err
     for pair in ("Organisation>Organisation=1", "Location>Organisation=1", "Weapon>Vehicle=1",
                  "Organisation>Vehicle=1"):
         assert pair in err
+    assert "entities_kept_with_confidence_0=1" in err
     assert summary["relations"][:3] == (12, 4, 8)
     assert {k: v for k, v in summary["relations"][3].items() if v} == {
         "relation_type_not_in_schema": 1, "self_relation": 1, "endpoint_not_an_entity": 1,
@@ -172,7 +174,7 @@ def test_rules_on_a_fake_part(tmp_path, re3d_schema, capsys):
     spans = {s.id: s for s in doc.spans}
     assert [(s.label, doc.span_text(s)) for s in doc.spans] == [
         ("Organisation", "The Blue Herons"), ("Organisation", "Red Foxes"), ("Location", "Port Alder"),
-        ("Person", "Ana Silva"), ("Location", "Foxes"), ("Weapon", "Kestrel"), ("Organisation", "Herons"),
+        ("Person", "leader"), ("Person", "Ana Silva"), ("Location", "Foxes"), ("Weapon", "Kestrel"), ("Organisation", "Herons"),
         ("Organisation", "the \u201cIron\u201d Brigade")]
     rels = sorted((r.label, doc.span_text(spans[r.head]), doc.span_text(spans[r.tail])) for r in doc.relations)
     assert rels == [("CoLocated", "Red Foxes", "Port Alder"), ("CoLocated", "The Blue Herons", "Foxes"),
