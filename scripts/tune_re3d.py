@@ -80,7 +80,9 @@ CONCLUSION = (
     "the training documents, so the config sets `refit: true`: once validation has picked the epoch, both\n"
     "models train again on train+validation up to it. Its effect cannot be measured on validation (which\n"
     "becomes training data); `docs/benchmarks.md` compares it with the run without it. Relations: 3\n"
-    "negatives per positive, 6 epochs and threshold 0.6 (last table)."
+    "negatives per positive, 6 epochs and threshold 0.6 (last table). Four more levers (a tag-bigram prior in\n"
+    "decoding, label voting within a document, transfer from the conflict-news entity model, word casing as\n"
+    "token types) are probed in `docs/re3d-probes.md` (`scripts/probe_re3d.py`)."
 )
 
 DECODINGS = {  # name -> (decoding, word_probs)
