@@ -68,6 +68,9 @@ def tag_bigram_log_probs(tag_sequences, label2id: dict[str, int]):
 def viterbi_with_prior(transitions, weight: float):
     """A drop-in for :func:`conflict_ie.alignment.viterbi` that adds ``weight * transitions`` to allowed moves.
 
+    The package's loop with weighted moves, repeated here rather than added to the package as an
+    option that only this probe would use (the probe did not earn it a place: docs/re3d-probes.md).
+
     Example:
         >>> import numpy as np
         >>> from conflict_ie.alignment import bio_constraints, viterbi
