@@ -174,7 +174,8 @@ def test_rules_on_a_fake_part(tmp_path, re3d_schema, capsys):
     spans = {s.id: s for s in doc.spans}
     assert [(s.label, doc.span_text(s)) for s in doc.spans] == [
         ("Organisation", "The Blue Herons"), ("Organisation", "Red Foxes"), ("Location", "Port Alder"),
-        ("Person", "leader"), ("Person", "Ana Silva"), ("Location", "Foxes"), ("Weapon", "Kestrel"), ("Organisation", "Herons"),
+        ("Person", "leader"), ("Person", "Ana Silva"), ("Location", "Foxes"), ("Weapon", "Kestrel"),
+        ("Organisation", "Herons"),
         ("Organisation", "the \u201cIron\u201d Brigade")]
     rels = sorted((r.label, doc.span_text(spans[r.head]), doc.span_text(spans[r.tail])) for r in doc.relations)
     assert rels == [("CoLocated", "Red Foxes", "Port Alder"), ("CoLocated", "The Blue Herons", "Foxes"),
