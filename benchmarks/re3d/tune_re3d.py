@@ -1,18 +1,20 @@
 #!/usr/bin/env python
-"""Tune the re3d entity model on the VALIDATION split only; writes docs/re3d-tuning.md.
+"""Tune the re3d entity model on the VALIDATION split only; writes benchmarks/re3d/docs/re3d-tuning.md.
 
-    python scripts/tune_re3d.py [--corpus runs/re3d/corpus] [--only NAME ...] [--seed 2]
-    python scripts/tune_re3d.py --decoding RUN ...      # re-score trained runs under every decoding
-    python scripts/tune_re3d.py --ensemble RUN ...      # runs alone, averaged probabilities, averaged weights
-    python scripts/tune_re3d.py --relations [NAME ...]  # relation settings x thresholds
-    python scripts/tune_re3d.py --train-fraction 0.5 0.75  # learning curve: part of the training documents
-    python scripts/tune_re3d.py --page                  # rewrite the page from runs/re3d-tuning/results.json
+    python benchmarks/re3d/tune_re3d.py [--corpus runs/re3d/corpus] [--only NAME ...] [--seed 2]
+    python benchmarks/re3d/tune_re3d.py --decoding RUN ...      # re-score trained runs under every decoding
+    python benchmarks/re3d/tune_re3d.py --ensemble RUN ...      # runs alone, averaged probabilities and weights
+    python benchmarks/re3d/tune_re3d.py --relations [NAME ...]  # relation settings x thresholds
+    python benchmarks/re3d/tune_re3d.py --train-fraction 0.5 0.75  # learning curve: part of the training documents
+    python benchmarks/re3d/tune_re3d.py --page                  # rewrite the page from runs/re3d-tuning/results.json
 
 The corpus is the one bench_re3d.py builds. Each entity setting is a set of config overrides on
-configs/train/re3d-minilm.yaml; the entity model is trained alone (relations off), and the score
-is the best validation entity F1 (exact spans, whole documents) that early stopping kept. The
-test split is never looked at. What wins becomes the config's default by editing the YAML by
-hand (so that the change is reviewed and committed), and CONCLUSION below says what was chosen.
+configs/re3d-minilm.yaml (beside this script; its ``schema`` is set to re3d-schema.yaml by
+absolute path, see :func:`load_config`); the entity model is trained alone (relations off), and
+the score is the best validation entity F1 (exact spans, whole documents) that early stopping
+kept. The test split is never looked at. What wins becomes the config's default by editing the
+YAML by hand (so that the change is reviewed and committed; its comments say why). The page is
+written from the results file alone: every number on it was measured by this script.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent  # benchmarks/re3d
+ROOT = HERE.parents[1]  # the repository
+SCHEMA = HERE / "re3d-schema.yaml"
+
+
+def load_config(path, overrides=()):
+    """The training config with ``schema`` set to :data:`SCHEMA` by absolute path (the YAML's own
+    ``schema:`` is relative to the current directory); ``overrides`` come after, so they win."""
+    from conflict_ie.config import TrainConfig
+
+    return TrainConfig.load(path, [f"schema={json.dumps(str(SCHEMA))}", *overrides])
 
 # Overrides are relative to the config as it is now, so the settings run before a default changed
 # spell out the old value (label_all_tokens=false before the first sweep, decoding=argmax before
@@ -48,9 +60,6 @@ SETTINGS = {
     # Early stopping kept models from around epoch 9 of 20 (seed 1), while the linear schedule still had
     # about 60% of its learning rate: a 10-epoch schedule decays fully by then.
     "Viterbi: label all, 10 epochs, no early stop": ["ner.epochs=10", "ner.early_stopping_patience=10"],
-    # Mention replacement (conflict_ie.augmentation; Dai & Adel 2020): extra copies of each training
-    # document with entity mentions swapped for others of the same label.
-    "Viterbi: label all, mention replacement (1 copy, rate 0.3)": ["ner.augment_copies=1", "ner.augment_rate=0.3"],
 }
 
 
@@ -66,24 +75,6 @@ RELATION_SETTINGS = {
                                                      "relations.max_sentence_distance=0"],
 }
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
-
-# What the sweep decided (written by hand after reading the numbers; the page prints it under the table).
-CONCLUSION = (
-    "Chosen (`configs/train/re3d-minilm.yaml`): label all sub-tokens, 128-token windows, batch 8, Viterbi\n"
-    "decoding, then a refit on train+validation. 256-token windows with batch 4 tied with the chosen windows over\n"
-    "two seeds (0.582 vs 0.581; 3.3 vs 2.5 minutes of training on average), so the benchmarked setting stays.\n"
-    "A 10-epoch schedule without early stopping (the rate fully decayed by the epochs early stopping had picked)\n"
-    "was worse (0.557 vs 0.579, seed 1), and mention replacement (one augmented copy of each training document,\n"
-    "rate 0.3) did not help (0.573), so it stays off. On 13 validation documents a point or two is seed noise:\n"
-    "the sweep rules out large gains from these knobs more than it proves small ones; decoding (below) was the\n"
-    "one change that moved every seed. The learning curve (below) is steep, about five points per quarter of\n"
-    "the training documents, so the config sets `refit: true`: once validation has picked the epoch, both\n"
-    "models train again on train+validation up to it. Its effect cannot be measured on validation (which\n"
-    "becomes training data); `docs/benchmarks.md` compares it with the run without it. Relations: 3\n"
-    "negatives per positive, 6 epochs and threshold 0.6 (last table). Four more levers (a tag-bigram prior in\n"
-    "decoding, label voting within a document, transfer from the conflict-news entity model, word casing as\n"
-    "token types) are probed in `docs/re3d-probes.md` (`scripts/probe_re3d.py`)."
-)
 
 DECODINGS = {  # name -> (decoding, word_probs)
     "argmax, first sub-token": ("argmax", "first"),
@@ -195,9 +186,8 @@ def learning_curve(args) -> int:
 
     import datasets
 
-    from conflict_ie.config import TrainConfig
     from conflict_ie.corpus import load_corpus, save_corpus
-    from conflict_ie.training import train
+    from conflict_ie.run import train
 
     corpus, schema = load_corpus(args.corpus)
     n_train = len(corpus["train"])
@@ -205,7 +195,7 @@ def learning_curve(args) -> int:
         keep = sorted(random.Random(0).sample(range(n_train), round(fraction * n_train)))
         part = datasets.DatasetDict({**corpus, "train": corpus["train"].select(keep)})
         corpus_dir = save_corpus(part, schema, Path(args.out) / f"corpus-train-{fraction}")
-        config = TrainConfig.load(args.config, [f"seed={args.seed}", "relations.enabled=false", "refit=false"])
+        config = load_config(args.config, [f"seed={args.seed}", "relations.enabled=false", "refit=false"])
         t0 = time.time()
         run = train(config, corpus_dir=corpus_dir, output_dir=Path(args.out) / f"curve-{fraction}-seed-{args.seed}")
         info = json.loads((run / "training_info.json").read_text())
@@ -225,7 +215,7 @@ def learning_curve(args) -> int:
 def relation_f1_by_threshold(run_dir, docs, schema) -> dict[float, float]:
     """Validation relation F1 on gold entities (strict: spans, direction, label) at each threshold."""
     from conflict_ie.evaluation import prf
-    from conflict_ie.relations import RelationExtractor
+    from conflict_ie.relation_inference import RelationExtractor
 
     rx = RelationExtractor.from_pretrained(run_dir, schema=schema)
     rx.threshold = 0.0
@@ -245,9 +235,8 @@ def relation_f1_by_threshold(run_dir, docs, schema) -> dict[float, float]:
 
 def tune_relations(args) -> int:
     """Train the relation model alone for each setting; score it on validation at each threshold."""
-    from conflict_ie.config import TrainConfig
     from conflict_ie.corpus import documents_of, load_corpus
-    from conflict_ie.relations import train_relations
+    from conflict_ie.training import train_relations
 
     corpus, schema = load_corpus(args.corpus)
     docs = documents_of(corpus["validation"], schema)
@@ -257,7 +246,7 @@ def tune_relations(args) -> int:
     for n, (name, overrides) in enumerate(RELATION_SETTINGS.items()):
         if args.relations and name not in args.relations:
             continue
-        config = TrainConfig.load(args.config, [*overrides, "seed=1"])
+        config = load_config(args.config, [*overrides, "seed=1"])
         t0 = time.time()
         out = Path(args.out) / f"relations-{n}"
         train_relations(config, corpus, schema, out)
@@ -273,9 +262,9 @@ def tune_relations(args) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default=str(ROOT / "runs/re3d/corpus"))
-    ap.add_argument("--config", default=str(ROOT / "configs/train/re3d-minilm.yaml"))
+    ap.add_argument("--config", default=str(HERE / "configs/re3d-minilm.yaml"))
     ap.add_argument("--out", default=str(ROOT / "runs/re3d-tuning"))
-    ap.add_argument("--doc", default=str(ROOT / "docs/re3d-tuning.md"))
+    ap.add_argument("--doc", default=str(HERE / "docs/re3d-tuning.md"))
     ap.add_argument("--only", nargs="*", help="names of settings to run (default: all)")
     ap.add_argument("--seed", type=int, default=1, help="training seed (a second seed checks a close call)")
     ap.add_argument("--decoding", nargs="+", metavar="RUN",
@@ -302,8 +291,7 @@ def main(argv=None) -> int:
     if args.train_fraction:
         return learning_curve(args)
 
-    from conflict_ie.config import TrainConfig
-    from conflict_ie.training import train
+    from conflict_ie.run import train
 
     results_file = Path(args.out) / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
@@ -311,7 +299,7 @@ def main(argv=None) -> int:
         if args.only and name not in args.only:
             continue
         # Scored on validation, so no refit on it (the config's refit is for the benchmark).
-        config = TrainConfig.load(args.config, [*overrides, f"seed={args.seed}", "relations.enabled=false", "refit=false"])
+        config = load_config(args.config, [*overrides, f"seed={args.seed}", "relations.enabled=false", "refit=false"])
         t0 = time.time()
         suffix = "" if args.seed == 1 else f"-seed-{args.seed}"
         run = train(config, corpus_dir=args.corpus, output_dir=Path(args.out) / f"setting-{n}{suffix}")
@@ -326,16 +314,22 @@ def main(argv=None) -> int:
 
 
 def write_page(results, args) -> None:
-    """docs/re3d-tuning.md from the results file (training settings, then decodings)."""
-    from conflict_ie.training import hardware
+    """The tuning page from the results file (training settings, then decodings); nothing on it but
+    what the file holds. Results of settings no longer in :data:`SETTINGS` are left off (named on stderr)."""
+    from conflict_ie.run import hardware
 
     results_all = results
     decodings = results.get("_decoding")
     relations = results.get("_relations")
     results = {k: v for k, v in results.items() if not k.startswith("_")}
+    dropped = [k for k in results if k.split(" (seed ")[0] not in SETTINGS]
+    if dropped:
+        print("left off the page (no longer in SETTINGS): " + "; ".join(dropped), file=sys.stderr)
+    results = {k: v for k, v in results.items() if k not in dropped}
     lines = ["# Tuning the re3d entity model (validation split only)", "",
-             f"`python scripts/tune_re3d.py [--seed N]`; machine: {hardware()}; seed 1 unless named; relations off;",
-             "the score is the best validation entity F1 (exact spans, whole documents) kept by early stopping.",
+             f"`python benchmarks/re3d/tune_re3d.py [--seed N]`; machine: {hardware()}; seed 1 unless named;",
+             "relations off; the score is the best validation entity F1 (exact spans, whole documents) kept by",
+             "early stopping.",
              "The test split is not used.",
              "Decoding is the one used for model selection and scoring; settings run before decoding became a",
              "setting (see below) used argmax, and scores are comparable within one decoding only.",
@@ -353,13 +347,15 @@ def write_page(results, args) -> None:
     lines += ["", "Mean over the seeds run, settings with the current decoding:", ""]
     lines += [f"- {n}: {sum(best_of[n]) / len(best_of[n]):.3f} ({len(best_of[n])} seed(s))"
               for n in sorted(current, key=lambda n: -sum(best_of[n]) / len(best_of[n]))]
-    lines += ["", CONCLUSION]
+    config = Path(args.config).resolve()
+    config = config.relative_to(ROOT) if config.is_relative_to(ROOT) else config
+    lines += ["", f"What was chosen from these numbers is the config, `{config}`; its comments say why."]
     if not_run:
         lines += ["", "Declared but not run in this sweep (time): " + "; ".join(not_run) + "."]
     if decodings:
         runs = next(iter(decodings.values()))["runs"]
         lines += ["", "## Decoding (validation split, no retraining)", "",
-                  f"`python scripts/tune_re3d.py --decoding {' '.join(runs)}`: the same trained models (the",
+                  f"`python benchmarks/re3d/tune_re3d.py --decoding {' '.join(runs)}`: the same trained models (the",
                   "benchmark's seeds as they were before this comparison: label-all, selected with argmax decoding),",
                   "each word tagged four ways. Viterbi (BIO) is the likeliest tag sequence in which every `I-X`",
                   "follows `B-X` or `I-X`; argmax takes each word's likeliest tag, as a plain `transformers`",
@@ -373,7 +369,7 @@ def write_page(results, args) -> None:
     ensemble = results_all.get("_ensemble")
     if ensemble:
         lines += ["", "## Averaging or ensembling seeds (validation split, no retraining)", "",
-                  f"`python scripts/tune_re3d.py --ensemble {' '.join(ensemble['runs'])}` (decoding "
+                  f"`python benchmarks/re3d/tune_re3d.py --ensemble {' '.join(ensemble['runs'])}` (decoding "
                   f"{ensemble['decoding']}, word probabilities {ensemble['word_probs']}):", "",
                   "| model | validation F1 |", "|---|---|",
                   "| each seed alone | " + ", ".join(f"{x:.3f}" for x in ensemble["alone"])
@@ -386,8 +382,8 @@ def write_page(results, args) -> None:
     curve = results_all.get("_learning_curve")
     if curve:
         lines += ["", "## Learning curve (validation split)", "",
-                  "`python scripts/tune_re3d.py --train-fraction F [--seed N]`: the chosen setting trained on a",
-                  "random part of the training documents (the same part for every seed), scored on validation.",
+                  "`python benchmarks/re3d/tune_re3d.py --train-fraction F [--seed N]`: the chosen setting trained",
+                  "on a random part of the training documents (the same part for every seed), scored on validation.",
                   "Full training split: the rows of the chosen setting in the first table.", "",
                   "| training documents | entities | seed | validation F1 | minutes |", "|---|---|---|---|---|"]
         for r in sorted(curve.values(), key=lambda r: (r["fraction"], r["seed"])):
@@ -395,7 +391,7 @@ def write_page(results, args) -> None:
                          f"{r['validation_entity_f1']:.3f} | {r['minutes']:.1f} |")
     if relations:
         lines += ["", "## Relations (validation split, gold entities)", "",
-                  "`python scripts/tune_re3d.py --relations`: the relation model trained alone (seed 1) on the",
+                  "`python benchmarks/re3d/tune_re3d.py --relations`: the relation model trained alone (seed 1) on the",
                   "training split's gold entities, then scored on the validation split's gold entities (strict:",
                   "both spans, direction and label) at several probability thresholds (an inference setting,",
                   "`relations.threshold`).", "",

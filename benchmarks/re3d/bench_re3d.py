@@ -1,15 +1,21 @@
 #!/usr/bin/env python
-"""The re3d benchmark, end to end, in re3d's own schema; writes docs/benchmarks.md.
+"""The re3d benchmark, end to end, in re3d's own schema; writes benchmarks/re3d/docs/benchmarks.md.
 
-    python scripts/bench_re3d.py [--re3d ../shared/data/re3d] [--seeds 1 2 3] [--config configs/train/re3d-minilm.yaml]
+    python benchmarks/re3d/bench_re3d.py [--re3d ../shared/data/re3d] [--seeds 1 2 3] [--config CONFIG]
 
-1. scripts/convert_re3d.py: re3d's JSON-lines files -> a Label Studio export (rules and counts printed);
-2. a corpus with a document-level 70/15/15 split (fixed seed 13);
-3. for every seed: train entities and relations with the config, evaluate on the test split;
-4. docs/benchmarks.md: mean and spread over the seeds of strict and lenient micro F1, per-label F1,
-   relation F1 (gold entities and end to end), documents/entities per split, time, machine, command.
+1. convert_re3d.py (beside this script): re3d's JSON-lines files -> a Label Studio export (rules and
+   counts printed);
+2. a corpus with a document-level 70/15/15 split (fixed seed 13), in the schema re3d-schema.yaml;
+3. for every seed: train entities and relations with the config (default configs/re3d-minilm.yaml
+   beside this script), evaluate on the test split;
+4. docs/benchmarks.md (beside this script): mean and spread over the seeds of strict and lenient
+   micro F1, per-label F1, relation F1 (gold entities and end to end), documents/entities per split,
+   time, machine, command.
 
-re3d is read from ../shared/data and never copied into the repository; the run folders go to runs/re3d/.
+The config's ``schema`` is overridden with the absolute path of re3d-schema.yaml (see
+:func:`load_config`), so the script runs from any directory. re3d is read from ../shared/data (or
+``--re3d``) and never copied into the repository; the run folders go to runs/re3d/ at the
+repository root.
 """
 
 from __future__ import annotations
@@ -25,7 +31,17 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent  # benchmarks/re3d
+ROOT = HERE.parents[1]  # the repository
+SCHEMA = HERE / "re3d-schema.yaml"
+
+
+def load_config(path, overrides=()):
+    """The training config with ``schema`` set to :data:`SCHEMA` by absolute path (the YAML's own
+    ``schema:`` is relative to the current directory); ``overrides`` come after, so they win."""
+    from conflict_ie.config import TrainConfig
+
+    return TrainConfig.load(path, [f"schema={json.dumps(str(SCHEMA))}", *overrides])
 
 
 def mean_sd(values: list[float]) -> str:
@@ -53,7 +69,7 @@ def sentence_documents(documents):
     from collections import Counter
 
     from conflict_ie.documents import Document
-    from conflict_ie.relations import sentence_bounds
+    from conflict_ie.sentences import sentence_bounds
 
     out, counts = [], Counter()
     for doc in documents:
@@ -85,7 +101,7 @@ def sentence_export(export: Path, target: Path) -> Path:
     from conflict_ie.labelstudio import documents_to_tasks, read_labelstudio
     from conflict_ie.schema import LabelSchema
 
-    documents = read_labelstudio(export, LabelSchema.load("re3d")).documents
+    documents = read_labelstudio(export, LabelSchema.load(SCHEMA)).documents
     sentences, counts = sentence_documents(documents)
     target.write_text(json.dumps(documents_to_tasks(sentences), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"sentence split: {len(documents)} documents -> {len(sentences)} sentence documents; "
@@ -96,10 +112,10 @@ def sentence_export(export: Path, target: Path) -> Path:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--re3d", default=str(ROOT.parent / "shared" / "data" / "re3d"))
-    ap.add_argument("--config", default=str(ROOT / "configs/train/re3d-minilm.yaml"))
+    ap.add_argument("--config", default=str(HERE / "configs/re3d-minilm.yaml"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--out", default=str(ROOT / "runs/re3d"))
-    ap.add_argument("--doc", default=str(ROOT / "docs/benchmarks.md"))
+    ap.add_argument("--doc", default=str(HERE / "docs/benchmarks.md"))
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     ap.add_argument("--unit", choices=("document", "sentence"), default="document",
                     help="split by document (the benchmark) or by sentence (ConfliBERT's protocol, for comparison)")
@@ -113,7 +129,8 @@ def main(argv=None) -> int:
         # ConfliBERT's re3d split is 574/191/200 sentences; the same proportions, over this copy's sentences.
         ratios = "0.595/0.198/0.207"
         args.out = args.out if args.out != str(ROOT / "runs/re3d") else str(ROOT / "runs/re3d-sentences")
-        args.doc = args.doc if args.doc != str(ROOT / "docs/benchmarks.md") else str(ROOT / "docs/re3d-sentence-split.md")
+        if args.doc == str(HERE / "docs/benchmarks.md"):
+            args.doc = str(HERE / "docs/re3d-sentence-split.md")
     else:
         ratios = "0.7/0.15/0.15"
     args.ratios = ratios
@@ -125,19 +142,18 @@ def main(argv=None) -> int:
     export, corpus = out / "export.json", out / "corpus"
     py = sys.executable
     if not args.page:
-        subprocess.run([py, str(ROOT / "scripts/convert_re3d.py"), args.re3d, "--out", str(export)], check=True)
+        subprocess.run([py, str(HERE / "convert_re3d.py"), args.re3d, "--out", str(export)], check=True)
         if args.unit == "sentence":
             export = sentence_export(export, out / "export-sentences.json")
-        subprocess.run([py, "-m", "conflict_ie.cli", "corpus", "build", "--input", str(export), "--schema", "re3d",
+        subprocess.run([py, "-m", "conflict_ie.cli", "corpus", "build", "--input", str(export), "--schema", str(SCHEMA),
                         "--ratios", args.ratios, "--seed", "13", "--out", str(corpus)], check=True)
 
-    from conflict_ie.config import TrainConfig
     from conflict_ie.corpus import label_counts, load_corpus
-    from conflict_ie.training import hardware, train
+    from conflict_ie.run import hardware, train
 
     runs = json.loads((out / "summary.json").read_text()) if args.page else []
     for seed in [] if args.page else args.seeds:
-        config = TrainConfig.load(args.config, [*args.set, f"seed={seed}"])
+        config = load_config(args.config, [*args.set, f"seed={seed}"])
         t0 = time.time()
         run = train(config, corpus_dir=corpus, output_dir=out / f"seed-{seed}")
         runs.append({"seed": seed, "seconds": time.time() - t0, "metrics": json.loads((run / "metrics.json").read_text()),
@@ -145,7 +161,7 @@ def main(argv=None) -> int:
         print(f"seed {seed}: lenient micro F1 {runs[-1]['metrics']['ner']['lenient']['micro']['f1']:.3f}", flush=True)
 
     ds, schema = load_corpus(corpus)
-    config = TrainConfig.load(args.config, args.set)
+    config = load_config(args.config, args.set)
     lines = _page(runs, ds, schema, config, label_counts, hardware(), args)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     Path(args.doc).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -165,7 +181,7 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
             vals.append(node)
         return vals
 
-    cmd = "python scripts/bench_re3d.py --seeds " + " ".join(map(str, args.seeds)) + "".join(
+    cmd = "python benchmarks/re3d/bench_re3d.py --seeds " + " ".join(map(str, args.seeds)) + "".join(
         f" --set {s}" for s in args.set) + (" --unit sentence" if args.unit == "sentence" else "")
     unit = "sentence" if args.unit == "sentence" else "document"
     split = f"{unit}-level split {'/'.join(f'{float(x) * 100:g}' for x in args.ratios.split('/'))} %, seed 13"
@@ -177,22 +193,23 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
         *([f"This page is the ConfliBERT-style protocol: every document is cut into sentences (an entity never",
            "crosses a cut) and the *sentences* are split at random in ConfliBERT's proportions (574/191/200).",
            "Sentences of one document land in train and test alike, so this is easier than the benchmark",
-           "(`docs/benchmarks.md`, split by document); it is here to compare with the published figures,",
-           "not to replace the benchmark. Relations across sentences are dropped by the cut.", ""]
+           "(`benchmarks/re3d/docs/benchmarks.md`, split by document); it is here to compare with the published",
+           "figures, not to replace the benchmark. Relations across sentences are dropped by the cut.", ""]
           if unit == "sentence" else []),
         "re3d (Relationship and Entity Extraction Evaluation Dataset, UK DSTL) is a human-annotated corpus of",
         "documents on the conflict in Syria and Iraq that no one on this project wrote. It is read from",
         "`../shared/data/re3d` (four parts; public domain, OGL v3.0 and CC BY-SA 3.0) and never copied here.",
-        "`scripts/convert_re3d.py` turns it into a Label Studio export (overlapping entities resolved by a stated",
-        "rule, every drop counted), which the package's normal reader reads in the re3d schema",
-        "(`configs/schema/re3d.yaml`).",
+        "`benchmarks/re3d/convert_re3d.py` turns it into a Label Studio export (overlapping entities resolved by",
+        "a stated rule, every drop counted), which the package's normal reader reads in the re3d schema",
+        "(`benchmarks/re3d/re3d-schema.yaml`).",
         "",
         f"Command: `{cmd}` (config `{Path(args.config).relative_to(ROOT) if Path(args.config).is_relative_to(ROOT) else args.config}`).",
         f"Machine: {machine}. Seeds: {', '.join(str(r['seed']) for r in runs)}; mean ± standard deviation over seeds.",
         f"Training time per seed (entities{' + relations' if config.relations.enabled else ''} + evaluation): "
         f"{mean_sd([r['seconds'] / 60 for r in runs])} minutes.",
         "",
-        "Settings were tuned on the validation split only: see `docs/re3d-tuning.md`. Entity settings: "
+        "Settings were tuned on the validation split only: see `benchmarks/re3d/docs/re3d-tuning.md`. "
+        "Entity settings: "
         f"{config.ner.max_length}-token windows (stride {config.ner.stride}), batch {config.ner.batch_size}, "
         f"lr {config.ner.learning_rate:g}, up to {config.ner.epochs:g} epochs (early stopping, patience "
         f"{config.ner.early_stopping_patience}), {'every sub-token' if config.ner.label_all_tokens else 'first sub-token'}"
@@ -251,7 +268,7 @@ def _page(runs, ds, schema, config, label_counts, machine, args) -> list[str]:
           ["The split here is by *document* (70/15/15) and the entity set",
            "differs (overlaps resolved as above), so the numbers are context, not a like-for-like comparison:",
            "a document-level split keeps every sentence of a test document unseen, which is usually harder.",
-           "The same pipeline on a sentence-level split: `docs/re3d-sentence-split.md`."]),
+           "The same pipeline on a sentence-level split: `benchmarks/re3d/docs/re3d-sentence-split.md`."]),
         "",
         "Per seed (lenient micro F1): " + ", ".join(
             f"seed {r['seed']}: {r['metrics']['ner']['lenient']['micro']['f1']:.3f}" for r in runs) + ".",

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Convert re3d parts (mongoexport JSON lines) into one Label Studio full JSON export.
 
-    python scripts/convert_re3d.py ../shared/data/re3d --out /tmp/re3d-export.json
-    python scripts/convert_re3d.py ../shared/data/re3d/centcom ../shared/data/re3d/wikipedia --out x.json
-    python scripts/convert_re3d.py ../shared/data/re3d/centcom --documents ID1,ID2 --out two.json
-    python scripts/convert_re3d.py ../shared/data/re3d --print-pairs     # the relation pairs for the schema
+    python benchmarks/re3d/convert_re3d.py ../shared/data/re3d --out /tmp/re3d-export.json
+    python benchmarks/re3d/convert_re3d.py ../shared/data/re3d/centcom ../shared/data/re3d/wikipedia --out x.json
+    python benchmarks/re3d/convert_re3d.py ../shared/data/re3d/centcom --documents ID1,ID2 --out two.json
+    python benchmarks/re3d/convert_re3d.py ../shared/data/re3d --print-pairs     # the relation pairs for the schema
 
 A RE3D_DIR is either a part (a folder holding ``documents.json``, ``entities.json`` and
 ``relations.json``, plus ``LICENSE``/``ATTRIBUTION``) or a folder of parts (every sub-folder
@@ -91,8 +91,8 @@ from conflict_ie.errors import ConfigError, InputError
 from conflict_ie.labelstudio import documents_to_tasks, read_labelstudio
 from conflict_ie.schema import LabelSchema
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SCHEMA = ROOT / "configs" / "schema" / "re3d.yaml"
+#: re3d's own label schema; it lives beside this script (the package does not ship it).
+DEFAULT_SCHEMA = Path(__file__).resolve().parent / "re3d-schema.yaml"
 PART_FILES = ("documents.json", "entities.json", "relations.json")
 
 #: How far (in characters, from ``begin``) a value that does not sit at its offsets is searched for.
@@ -624,13 +624,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("re3d_dirs", nargs="+", metavar="RE3D_DIR", help="a part folder, or a folder of parts")
     ap.add_argument("--out", type=Path, help="the Label Studio JSON export to write")
-    ap.add_argument("--schema", default=str(DEFAULT_SCHEMA), help="label schema (default: configs/schema/re3d.yaml)")
+    ap.add_argument("--schema", default=str(DEFAULT_SCHEMA), help="label schema (default: re3d-schema.yaml beside this script)")
     ap.add_argument("--documents", help="comma-separated re3d document ids: convert only these")
     ap.add_argument("--min-confidence", type=float, default=0.0,
                     help="drop entities with a lower re3d confidence (default 0: keep all)")
     ap.add_argument("--print-pairs", action="store_true",
                     help="print the (source, target) type pairs of the kept relations as YAML, without checking "
-                         "them against the schema (this is how the pairs in re3d.yaml were derived)")
+                         "them against the schema (this is how the pairs in re3d-schema.yaml were derived)")
     args = ap.parse_args(argv)
     if args.out is None and not args.print_pairs:
         ap.error("--out is required (unless --print-pairs)")
