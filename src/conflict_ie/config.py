@@ -68,20 +68,11 @@ class NerConfig:
     warmup: float = field(default=0.1, metadata={"help": "warm-up: a ratio below 1, else a number of steps"})
     weight_decay: float = 0.01
     label_smoothing: float = 0.0
-    augment_copies: int = field(default=0, metadata={
-        "help": "extra copies of each training document with entity mentions replaced (0: none)"})
-    augment_rate: float = field(default=0.3, metadata={
-        "help": "in those copies, the chance that a mention is swapped for another of its label"})
     early_stopping_patience: int = field(default=5, metadata={"help": "epochs without a better validation F1"})
     max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: run all epochs)"})
     eval_steps: int = field(default=0, metadata={"help": "evaluate/save every N steps (0: every epoch)"})
     logging_steps: int = 10
     report_to: tuple[str, ...] = field(default=("none",), metadata={"help": "Trainer integrations, e.g. tensorboard"})
-
-    def __post_init__(self) -> None:
-        if self.augment_copies < 0 or not 0.0 <= self.augment_rate <= 1.0:
-            raise ConfigError(f"ner.augment_copies must be >= 0 and ner.augment_rate in [0, 1], "
-                              f"got {self.augment_copies} and {self.augment_rate}")
 
 
 @dataclass(frozen=True)

@@ -196,11 +196,6 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
     val_docs = documents_of(corpus["validation"], schema)
     if not train_docs:
         raise ConfigError("the corpus has no training documents")
-    if ner.augment_copies:
-        from conflict_ie.augmentation import mention_replacement
-
-        train_docs += mention_replacement(train_docs, copies=ner.augment_copies, rate=ner.augment_rate,
-                                          seed=config.seed)
     kw = dict(max_length=ner.max_length, stride=ner.stride, label_all_tokens=ner.label_all_tokens)
     train_ds, _ = windows_dataset(train_docs, tokenizer, schema, report=report, **kw)
     val_ds, val_rows = windows_dataset(val_docs, tokenizer, schema, **kw) if val_docs else (None, [])
