@@ -4,8 +4,7 @@ import sys
 import pytest
 
 from conflict_ie.errors import ConfigError
-from conflict_ie.schema import LabelSchema
-from conftest import ROOT
+from conflict_ie.schema import SCHEMAS, LabelSchema, shipped_schemas
 
 
 def test_bio_tags_and_maps(schema):
@@ -22,8 +21,29 @@ def test_relation_argument_types(schema):
     assert not schema.allows("NO_SUCH", "OFFICIAL", "LOCATION")
 
 
-def test_checked_in_labeling_config_matches_schema(schema):
-    assert (ROOT / "annotations" / "labeling_config.xml").read_text() == schema.labelstudio_config()
+@pytest.mark.parametrize("name", shipped_schemas())
+def test_shipped_labeling_config_matches_schema(name):
+    # The package ships NAME.labeling.xml next to NAME.yaml; it is rendered from the schema, so it cannot drift.
+    shipped = (SCHEMAS / f"{name}.labeling.xml").read_text(encoding="utf-8")
+    assert shipped == LabelSchema.load(name).labelstudio_config()
+
+
+def test_shipped_schemas_load_by_name():
+    assert "conflict" in shipped_schemas()
+    assert LabelSchema.load("conflict") == LabelSchema.load(str(SCHEMAS / "conflict.yaml"))
+
+
+def test_unknown_schema_name_lists_shipped():
+    with pytest.raises(ConfigError, match=r"unknown schema 'no_such'.*\['conflict'"):
+        LabelSchema.load("no_such")
+    with pytest.raises(ConfigError, match="schema file not found: no/such.yaml"):
+        LabelSchema.load("no/such.yaml")
+
+
+def test_own_file_wins_over_shipped_name(tmp_path, monkeypatch):
+    (tmp_path / "conflict").write_text("name: mine\nentities:\n  - label: A\n")
+    monkeypatch.chdir(tmp_path)
+    assert LabelSchema.load("conflict").name == "mine"
 
 
 def test_labeling_config_has_every_part(schema):
@@ -62,5 +82,8 @@ def test_compatibility_names_difference(schema):
 
 def test_cli_prints_config(schema):
     out = subprocess.run([sys.executable, "-m", "conflict_ie.cli", "schema", "labelstudio-config", "--schema",
-                          str(ROOT / "configs/schema/conflict.yaml")], capture_output=True, text=True, check=True)
+                          str(SCHEMAS / "conflict.yaml")], capture_output=True, text=True, check=True)
     assert out.stdout == schema.labelstudio_config()
+    default = subprocess.run([sys.executable, "-m", "conflict_ie.cli", "schema", "labelstudio-config"],
+                             capture_output=True, text=True, check=True)
+    assert default.stdout == out.stdout

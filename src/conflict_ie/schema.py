@@ -1,15 +1,18 @@
 """The label schema as data: entity labels, per-region attributes, relations.
 
-A schema is a YAML file (``configs/schema/conflict.yaml`` is the default). It
-is loaded once into frozen dataclasses; everything else in the package (BIO
-tags, ``id2label``, relation checks, the Label Studio labeling config) is
-derived from it, so another schema works without code changes.
+A schema is a YAML file: a path of your own, or the name of one shipped inside
+the package (``conflict``, i.e. ``conflict_ie/schemas/conflict.yaml``, is the
+default; ``shipped_schemas()`` lists them). It is loaded once into frozen
+dataclasses; everything else in the package (BIO tags, ``id2label``, relation
+checks, the Label Studio labeling config) is derived from it, so another schema
+works without code changes.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,8 +20,18 @@ import yaml
 
 from conflict_ie.errors import ConfigError
 
-#: Where the schemas shipped with the repository live.
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "configs" / "schema"
+#: The schemas shipped inside the package (package data, so found wherever it is installed).
+SCHEMAS = resources.files("conflict_ie") / "schemas"
+
+
+def shipped_schemas() -> tuple[str, ...]:
+    """Names of the schemas shipped with the package, which ``LabelSchema.load(name)`` takes.
+
+    Example:
+        >>> "conflict" in shipped_schemas()
+        True
+    """
+    return tuple(sorted(p.name[: -len(".yaml")] for p in SCHEMAS.iterdir() if p.name.endswith(".yaml")))
 
 
 @dataclass(frozen=True)
@@ -113,17 +126,26 @@ class LabelSchema:
     # ----------------------------------------------------------------- loading
     @classmethod
     def load(cls, path_or_name: str | Path) -> "LabelSchema":
-        """Load a schema from a YAML path, or by name from ``configs/schema/``.
+        """Load a schema from a YAML file, or by the name of a schema shipped with the package.
+
+        An existing file wins: ``conflict`` is the shipped schema unless a file of that name
+        is in the working directory. A bare name (no suffix, no folder) reads
+        ``conflict_ie/schemas/NAME.yaml`` from the installed package.
 
         Example:
             >>> LabelSchema.load("conflict").entity_labels[0]
             'ARMED_GROUP'
         """
         path = Path(path_or_name)
-        if not path.exists() and not path.suffix:
-            path = SCHEMA_DIR / f"{path_or_name}.yaml"
-        if not path.exists():
-            raise ConfigError(f"schema file not found: {path_or_name}")
+        if not path.is_file():
+            name = str(path_or_name)
+            if path.suffix or path.name != name:
+                raise ConfigError(f"schema file not found: {path_or_name} (or give the name of a shipped schema: "
+                                  f"{list(shipped_schemas())})")
+            path = SCHEMAS / f"{name}.yaml"
+            if not path.is_file():
+                raise ConfigError(f"unknown schema {name!r}: the package ships {list(shipped_schemas())}; "
+                                  "or give the path of a schema YAML file")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
