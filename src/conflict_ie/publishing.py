@@ -15,6 +15,7 @@ import datetime
 import json
 import shutil
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from conflict_ie import __version__
 from conflict_ie.errors import InputError
 from conflict_ie.schema import LabelSchema
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "model_card.md"
+#: The default model-card template: package data, so ``publish`` works wherever the package is installed.
+TEMPLATE = resources.files("conflict_ie") / "templates" / "model_card.md"
 #: Hub ids of the base models that ship under an alias (for ``base_model`` in the card).
 ALIAS_HUB_IDS = {"minilm-l6-offline": "sentence-transformers/all-MiniLM-L6-v2"}
 #: Files and folders of a run folder that are pushed; everything else (checkpoints, pickled
@@ -161,8 +163,8 @@ def render_card(run: str | Path, repo_id: str, template: str | Path | None = Non
     import jinja2
     from huggingface_hub import ModelCard
 
-    template = Path(template) if template else TEMPLATE
-    if not template.exists():
+    template = Path(template) if template else TEMPLATE  # a template of your own, or the shipped one
+    if not template.is_file():
         raise InputError(f"model card template not found: {template}")
     card_data, context = card_context(Path(run), repo_id)
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
