@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     from conflict_ie.output import format_entities
     from conflict_ie.predictor import Predictor
     from conflict_ie.report import evaluate_predictor
-    from conflict_ie.training import train
+    from conflict_ie.run import train
 
     started = time.time()
     config = TrainConfig.load(args.config, (QUICK if args.quick else []) + args.set)

@@ -18,7 +18,7 @@ def test_run_folder_is_complete(world):
     for name in ["config.json", "model.safetensors", "tokenizer.json", "schema.yaml", "train_config.yaml",
                  "metrics.json", "conflict_ie.json", "log_history.json", "report/report.md",
                  "report/per_label_f1.png", "report/confusion_matrix.png", "report/learning_curve.png",
-                 "relations/relation_config.json", "relations/heads.safetensors", "relations/model.safetensors",
+                 "relations/config.json", "relations/model.safetensors",
                  "corpus/dataset_dict.json"]:
         assert (run / name).exists(), name
     cfg = json.loads((run / "config.json").read_text())

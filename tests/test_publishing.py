@@ -37,7 +37,7 @@ def test_dry_run_loads_with_plain_transformers(world, tmp_path):
 
     out = tmp_path / "pub"
     publish(world[0] / "run", repo_id="me/conflict-tiny", dry_run=True, out=out)
-    assert (out / "README.md").exists() and (out / "relations" / "heads.safetensors").exists()
+    assert (out / "README.md").exists() and (out / "relations" / "model.safetensors").exists()
     assert not (out / "training_args.bin").exists() and not (out / "checkpoints").exists()
     assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))
     res = subprocess.run([sys.executable, "-c", PIPELINE, str(out), TEXT], capture_output=True, text=True,

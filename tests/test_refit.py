@@ -31,7 +31,7 @@ def config(base, **extra):
 
 @pytest.fixture(scope="module")
 def refit_run(corpus_and_base):
-    from conflict_ie.training import train
+    from conflict_ie.run import train
 
     corpus, base, tmp = corpus_and_base
     return train(config(base, refit=True), corpus_dir=corpus, output_dir=tmp / "run")
@@ -63,7 +63,7 @@ def test_refit_needs_validation_and_refuses_resume(corpus_and_base, tmp_path, sc
     import datasets
 
     from conflict_ie.corpus import load_corpus, save_corpus
-    from conflict_ie.training import train
+    from conflict_ie.run import train
 
     corpus, base, _ = corpus_and_base
     with pytest.raises(ConfigError, match="--resume is not supported with 'refit: true'"):

@@ -75,7 +75,7 @@ def test_round_trip(schema, tmp_path):
 
 def test_compatibility_names_difference(schema):
     other = LabelSchema.from_dict({**schema.to_dict(), "entities": schema.to_dict()["entities"][:-1],
-                                   "relations": []})
+                                   "relations": [], "casualty_records": None})
     with pytest.raises(ConfigError, match=r"only in the given schema: \['WEAPON'\]"):
         schema.check_compatible(other)
 

@@ -59,7 +59,7 @@ def test_resume_matches_uninterrupted(tiny_setup):
     from transformers import TrainerCallback
 
     from conflict_ie.config import TrainConfig
-    from conflict_ie.training import train
+    from conflict_ie.run import train
 
     class Interrupt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):

@@ -128,7 +128,7 @@ def _api_key(args) -> str:
 
 def cmd_train(args) -> int:
     from conflict_ie.config import TrainConfig
-    from conflict_ie.training import train
+    from conflict_ie.run import train
 
     config = TrainConfig.load(args.config, args.set or ())
     out = train(config, corpus_dir=args.corpus, output_dir=args.output, resume=args.resume,

@@ -17,7 +17,7 @@ The seqeval functions are used directly (``seqeval.metrics``), not through
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 from seqeval.metrics import classification_report
 
@@ -239,3 +239,88 @@ def error_counts(errors: Iterable[dict[str, Any]]) -> dict[str, int]:
     for e in errors:
         out[e["kind"]] += 1
     return dict(sorted(out.items()))
+
+
+# ------------------------------------------------------------------ relations and casualties
+#: A relation as scored: ``(doc_id, head start, head end, head label, tail start, tail end, tail label, label)``.
+RelationKey = tuple
+
+
+def relation_key(doc_id: str, head: Span, tail: Span, label: str, symmetric: Collection[str] = ()) -> RelationKey:
+    """The strict identity of a relation: both spans, the direction and the label. For a label in
+    ``symmetric`` the two spans are put in text order, so that either direction matches.
+
+    Example:
+        >>> a, b = Span("a", 0, 3, "ARMED_GROUP"), Span("b", 8, 11, "ARMED_GROUP")
+        >>> relation_key("d", b, a, "FIGHTS", {"FIGHTS"}) == relation_key("d", a, b, "FIGHTS", {"FIGHTS"})
+        True
+        >>> relation_key("d", b, a, "LED_BY") == relation_key("d", a, b, "LED_BY")
+        False
+    """
+    if label in symmetric and (tail.start, tail.end, tail.label) < (head.start, head.end, head.label):
+        head, tail = tail, head
+    return (doc_id, head.start, head.end, head.label, tail.start, tail.end, tail.label, label)
+
+
+def gold_relation_keys(doc: Document, symmetric: Collection[str] = ()) -> set[RelationKey]:
+    """The relation keys of a gold document.
+
+    Example:
+        >>> from conflict_ie.documents import Relation
+        >>> d = Document("d", "A B", (Span("a", 0, 1, "X"), Span("b", 2, 3, "X")), (Relation("b", "a", "R"),))
+        >>> sorted(gold_relation_keys(d, {"R"}))
+        [('d', 0, 1, 'X', 2, 3, 'X', 'R')]
+    """
+    by_id = doc.span_by_id()
+    return {relation_key(doc.id, by_id[r.head], by_id[r.tail], r.label, symmetric) for r in doc.relations}
+
+
+def relation_scores(gold: Collection[RelationKey], pred: Collection[RelationKey], labels: Iterable[str]):
+    """Micro and per-label precision, recall and F1 of relation keys (strict: exact spans, label, and
+    the direction unless the key was made symmetric).
+
+    Example:
+        >>> g = {("d", 0, 1, "X", 2, 3, "X", "R"), ("d", 0, 1, "X", 4, 5, "X", "R")}
+        >>> p = {("d", 0, 1, "X", 2, 3, "X", "R"), ("d", 2, 3, "X", 4, 5, "X", "R")}
+        >>> relation_scores(g, p, ["R"])["micro"]
+        {'precision': 0.5, 'recall': 0.5, 'f1': 0.5}
+    """
+    gold, pred = set(gold), set(pred)
+    per_label = {}
+    for label in labels:
+        g = {k for k in gold if k[-1] == label}
+        p = {k for k in pred if k[-1] == label}
+        per_label[label] = {**prf(len(g & p), len(p), len(g)), "support": len(g)}
+    return {"micro": prf(len(gold & pred), len(pred), len(gold)), "per_label": per_label}
+
+
+def casualty_scores(gold_docs: Sequence[Document], pred_spans: Sequence[Sequence[Span]],
+                    pred_types: Sequence[Mapping[str, str]], *, figure: str, type_attribute: str,
+                    count: Callable[[str], tuple]) -> dict[str, Any]:
+    """Casualty-type accuracy and exact-count share over the gold figures that were found.
+
+    A gold figure is found when a predicted span of its label overlaps it; it pairs with the one
+    that overlaps it most. ``pred_types`` maps each predicted span id to its predicted type;
+    ``count`` turns a figure's text into a comparable count (e.g. ``(count_min, count_max)``).
+
+    Example:
+        >>> d = Document("d", "12 dead, 3 hurt", (Span("g1", 0, 7, "C", {"t": "killed"}),
+        ...                                       Span("g2", 9, 15, "C", {"t": "injured"})))
+        >>> p = [[Span("p1", 0, 7, "C"), Span("p2", 9, 10, "C")]]
+        >>> casualty_scores([d], p, [{"p1": "killed", "p2": "killed"}], figure="C", type_attribute="t",
+        ...                 count=lambda s: s.split()[0])
+        {'type_accuracy': 0.5, 'count_exact': 1.0, 'n': 2}
+    """
+    n = type_right = count_right = 0
+    for doc, spans, types in zip(gold_docs, pred_spans, pred_types, strict=True):
+        for g in doc.spans:
+            if g.label != figure:
+                continue
+            match = [p for p in spans if p.label == g.label and p.overlaps(g)]
+            if not match:
+                continue
+            p = max(match, key=lambda x: min(x.end, g.end) - max(x.start, g.start))
+            n += 1
+            type_right += types.get(p.id) == g.attributes.get(type_attribute)
+            count_right += count(doc.text[g.start:g.end]) == count(doc.text[p.start:p.end])
+    return {"type_accuracy": type_right / n if n else 0.0, "count_exact": count_right / n if n else 0.0, "n": n}

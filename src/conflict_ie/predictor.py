@@ -7,16 +7,24 @@
 
 Long texts are cut into overlapping windows (``stride`` tokens shared) and every
 word is read from the window where it is most central, so no entity at a window
-edge is lost or doubled. ``predict_batch`` pools the windows of all texts, sorts
-them by length and pads per batch, which is where the speed over
-``transformers.pipeline`` comes from.
+edge is lost or doubled. ``predict_batch`` pools the windows of a chunk of texts,
+sorts them by length and pads per batch, which is where the speed over
+``transformers.pipeline`` comes from; it works through the texts a chunk at a
+time, so its memory is bounded by the chunk, and :meth:`Predictor.stream` yields
+predictions in order for any number of texts.
+
+A Predictor keeps no per-text state: one instance can serve several threads.
+Predicted spans that hold no letter or digit (punctuation, emoji) are dropped.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,91 +41,15 @@ from conflict_ie.alignment import (
     tokenize_document,
     window_bounds,
 )
-from conflict_ie.documents import Document, Relation, Span
+from conflict_ie.documents import Span
 from conflict_ie.errors import ConfigError, InputError
+from conflict_ie.results import Entity, Prediction
 from conflict_ie.schema import EntityLabel, LabelSchema
 
 INFERENCE_FILE = "conflict_ie.json"
-
-
-@dataclass(frozen=True)
-class Entity:
-    """A predicted entity; ``text == input[start:end]``."""
-
-    label: str
-    start: int
-    end: int
-    text: str
-    score: float
-    id: str = ""
-    attributes: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PredictedRelation:
-    """A directed relation between two predicted entities."""
-
-    head: Entity
-    tail: Entity
-    label: str
-    score: float
-
-
-@dataclass(frozen=True)
-class CasualtyRecord:
-    """One casualty figure as an event-data row."""
-
-    text: str
-    start: int
-    end: int
-    count_min: int | None
-    count_max: int | None
-    approximate: bool
-    casualty_type: str | None
-    location: str | None
-    perpetrator: str | None
-    score: float = 1.0
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What the predictor found in one text."""
-
-    text: str
-    entities: tuple[Entity, ...]
-    relations: tuple[PredictedRelation, ...] = ()
-    casualties: tuple[CasualtyRecord, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain lists of dicts (``pandas.DataFrame(d["entities"])`` works)."""
-        return {
-            "text": self.text,
-            "entities": [asdict(e) for e in self.entities],
-            "relations": [
-                {"head": r.head.id, "head_text": r.head.text, "tail": r.tail.id, "tail_text": r.tail.text,
-                 "label": r.label, "score": r.score}
-                for r in self.relations
-            ],
-            "casualties": [asdict(c) for c in self.casualties],
-        }
-
-    def to_document(self, doc_id: str = "prediction") -> Document:
-        spans = tuple(Span(e.id, e.start, e.end, e.label, dict(e.attributes)) for e in self.entities)
-        rels = tuple(Relation(r.head.id, r.tail.id, r.label) for r in self.relations)
-        return Document(doc_id, self.text, spans, rels)
-
-    def to_labelstudio(self, model_version: str = "conflict_ie") -> dict[str, Any]:
-        """A Label Studio prediction (``{"result", "score", "model_version"}``) for pre-annotation."""
-        from conflict_ie.labelstudio import document_results
-
-        scores = {e.id: e.score for e in self.entities}
-        result = document_results(self.to_document(), scores=scores)
-        rel_scores = iter(r.score for r in self.relations)
-        for item in result:
-            if item["type"] == "relation":
-                item["score"] = next(rel_scores)
-        mean = float(np.mean([e.score for e in self.entities])) if self.entities else 0.0
-        return {"result": result, "score": mean, "model_version": model_version}
+#: Texts per chunk in ``predict_batch`` and ``stream``: enough windows to fill batches well, few
+#: enough that a chunk's tensors and results stay small.
+CHUNK_SIZE = 64
 
 
 @dataclass
@@ -131,14 +63,35 @@ class NerOutput:
 
 
 def _as_text(text: Any) -> str:
-    if isinstance(text, bytes):
+    """A text as ``str``: UTF-8 bytes are decoded (a byte-order mark dropped, so offsets are the
+    text's own), anything else but ``str`` is refused, and so are lone surrogates."""
+    if isinstance(text, (bytes, bytearray)):
         try:
-            return text.decode("utf-8")
+            return bytes(text).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InputError(f"the text is not UTF-8 ({exc.reason} at byte {exc.start}); decode it first") from None
     if not isinstance(text, str):
         raise InputError(f"expected a str, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"the text holds a lone surrogate (U+{ord(text[exc.start]):04X} at character "
+                         f"{exc.start}), which no tokenizer reads; was it decoded with errors='surrogateescape'?"
+                         ) from None
     return text
+
+
+def _has_word_character(text: str) -> bool:
+    return any(c.isalnum() for c in text)
+
+
+def _show_progress(progress: bool | None, n: int | None) -> bool:
+    """``progress=None``: a bar when there are many texts (more than a chunk, or an unknown number)
+    and someone watches (a terminal, or a notebook kernel)."""
+    if progress is not None:
+        return bool(progress)
+    watched = "ipykernel" in sys.modules or getattr(sys.stderr, "isatty", lambda: False)()
+    return watched and (n is None or n > CHUNK_SIZE)
 
 
 def resolve_model_dir(path_or_id: str | os.PathLike, revision: str | None = None) -> Path:
@@ -168,13 +121,22 @@ def schema_from_id2label(id2label: dict[int, str], name: str = "checkpoint") -> 
 
 
 class Predictor:
-    """Entity (and relation/casualty) extraction from raw text with a trained run."""
+    """Entity (and relation/casualty) extraction from raw text with a trained run.
+
+    ``threshold`` drops entities whose score (the mean word probability of their tags) is below it;
+    ``relation_threshold`` overrides the run's relation threshold; ``progress`` shows a ``tqdm``
+    bar in ``predict_batch`` and ``stream`` (``None``: when there are many texts and a terminal or
+    notebook to show it in).
+    """
 
     def __init__(self, model, tokenizer, schema: LabelSchema, *, max_length: int = 256, stride: int = 64,
-                 decoding: str = "argmax", word_probs: str = "first", relation_model=None, device: str | None = None):
+                 decoding: str = "argmax", word_probs: str = "first", relation_model=None, device: str | None = None,
+                 threshold: float = 0.0, progress: bool | None = None):
         if decoding not in DECODINGS or word_probs not in WORD_PROBS:
             raise ConfigError(f"decoding must be one of {DECODINGS} and word_probs one of {WORD_PROBS}, "
                               f"got {decoding!r} and {word_probs!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"threshold is an entity score in [0, 1], got {threshold!r}")
         self.model = model.eval()
         self.decoding = decoding
         self.word_probs = word_probs
@@ -182,6 +144,8 @@ class Predictor:
         self.schema = schema
         self.max_length = max_length
         self.stride = stride
+        self.threshold = float(threshold)
+        self.progress = progress
         self.relation_model = relation_model
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
@@ -205,13 +169,19 @@ class Predictor:
         device: str | None = None,
         relations: bool = True,
         decoding: str | None = None,
+        threshold: float = 0.0,
+        relation_threshold: float | None = None,
+        progress: bool | None = None,
     ) -> "Predictor":
         """Load a run folder, a checkpoint folder or a hub id. Only safetensors weights, no remote code.
 
         ``schema`` (optional) must agree with the checkpoint's labels; a mismatch is an
         error naming the difference. ``decoding`` overrides the run's own (``viterbi`` or
         ``argmax``; a folder without ``conflict_ie.json`` decodes by argmax, as a plain
-        ``transformers`` pipeline does).
+        ``transformers`` pipeline does). ``threshold`` and ``relation_threshold``: see the class.
+
+        Example:
+            >>> # Predictor.from_pretrained("runs/demo", threshold=0.5, relation_threshold=0.7)
         """
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -235,9 +205,10 @@ class Predictor:
         settings = json.loads((root / INFERENCE_FILE).read_text()) if (root / INFERENCE_FILE).exists() else {}
         relation_model = None
         if relations and (root / "relations").is_dir():
-            from conflict_ie.relations import RelationExtractor
+            from conflict_ie.relation_inference import RelationExtractor
 
-            relation_model = RelationExtractor.from_pretrained(root / "relations", schema=own, device=device)
+            relation_model = RelationExtractor.from_pretrained(root / "relations", schema=own,
+                                                               threshold=relation_threshold, device=device)
         return cls(
             model,
             tokenizer,
@@ -248,6 +219,8 @@ class Predictor:
             word_probs=settings.get("word_probs", "first"),
             relation_model=relation_model,
             device=device,
+            threshold=threshold,
+            progress=progress,
         )
 
     # --------------------------------------------------------------- prediction
@@ -257,20 +230,57 @@ class Predictor:
         Example:
             >>> # p.predict("Wagner Group fighters shelled Bakhmut.").entities[0].label
         """
-        return self.predict_batch([text])[0]
+        return self._predict_chunk([_as_text(text)], 8)[0]
 
-    def predict_batch(self, texts: Sequence[str], batch_size: int = 8) -> list[Prediction]:
-        """Predict many texts; windows of all texts are pooled, sorted by length and batched.
+    def predict_batch(self, texts: Sequence[str], batch_size: int = 8, *, chunk_size: int = CHUNK_SIZE,
+                      progress: bool | None = None) -> list[Prediction]:
+        """Predict many texts, in order; windows of a chunk of texts are pooled, sorted by length and
+        batched. Memory is bounded by ``chunk_size`` texts (and the results).
 
         8 windows a batch was the fastest on a 2-core CPU (16, 32 and 64 were 4-35% slower);
         on a GPU, larger batches pay off.
+
+        Example:
+            >>> # [len(p.entities) for p in predictor.predict_batch(["Kyiv was hit.", "Calm in Lviv."])]
         """
-        if isinstance(texts, (str, bytes)):
+        if isinstance(texts, (str, bytes, bytearray)):
             raise InputError("predict_batch takes a list of texts; use predict() for one text")
-        texts = [_as_text(t) for t in texts]
-        outputs = self.ner(texts, batch_size=batch_size)
+        if isinstance(texts, Mapping):
+            raise InputError("predict_batch takes a list of texts, not a mapping; pass list(d.values())")
+        return list(self.stream(texts, batch_size=batch_size, chunk_size=chunk_size, progress=progress))
+
+    def stream(self, texts: Iterable[str], *, batch_size: int = 8, chunk_size: int = CHUNK_SIZE,
+               progress: bool | None = None) -> Iterator[Prediction]:
+        """Yield one prediction per text, in order, for any number of texts (a generator, a file).
+
+        Example:
+            >>> # for pred in predictor.stream(line.strip() for line in open("articles.txt")): ...
+        """
+        for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(texts, (str, bytes, bytearray, Mapping)):
+            raise InputError("stream takes an iterable of texts (a list, a generator), not one text or a mapping")
+        total = len(texts) if hasattr(texts, "__len__") else None
+        progress = self.progress if progress is None else progress
+        bar = None
+        if _show_progress(progress, total):
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, unit="text", desc="predict")
+        try:
+            it = iter(texts)
+            while chunk := list(itertools.islice(it, chunk_size)):
+                yield from self._predict_chunk([_as_text(t) for t in chunk], batch_size)
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _predict_chunk(self, texts: list[str], batch_size: int) -> list[Prediction]:
         preds = []
-        for text, out in zip(texts, outputs):
+        for text, out in zip(texts, self.ner(texts, batch_size=batch_size)):
             entities = tuple(
                 Entity(s.label, s.start, s.end, text[s.start : s.end], float(score), id=f"e{i + 1}")
                 for i, (s, score) in enumerate(out.spans)
@@ -279,7 +289,6 @@ class Predictor:
         if self.relation_model is not None:
             preds = self.relation_model.add_to(preds, batch_size=batch_size)
         return preds
-
     @torch.inference_mode()
     def ner(self, texts: Sequence[str], batch_size: int = 8) -> list[NerOutput]:
         """Entity decoding with everything the evaluation needs (raw word tags, scores)."""
@@ -315,6 +324,7 @@ class Predictor:
                 continue
             tags, scores = decode_words(tdoc, bounds, doc_probs, self.id2label, decoding=self.decoding,
                                         word_probs=self.word_probs)
-            spans = spans_from_word_tags(tags, tdoc.words, scores, prefix="e", text=text)
+            spans = [(sp, score) for sp, score in spans_from_word_tags(tags, tdoc.words, scores, prefix="e", text=text)
+                     if score >= self.threshold and _has_word_character(text[sp.start:sp.end])]
             outputs.append(NerOutput(tdoc, tags, scores, spans))
         return outputs

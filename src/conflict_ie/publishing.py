@@ -34,7 +34,7 @@ ALIAS_HUB_IDS = {"minilm-l6-offline": "sentence-transformers/all-MiniLM-L6-v2"}
 ROOT_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
               "vocab.txt", "conflict_ie.json", "schema.yaml", "train_config.yaml", "metrics.json",
               "training_info.json", "log_history.json", "refit_log_history.json")
-RELATION_FILES = ("config.json", "model.safetensors", "heads.safetensors", "relation_config.json", "tokenizer.json",
+RELATION_FILES = ("config.json", "model.safetensors", "tokenizer.json",
                   "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
@@ -101,7 +101,7 @@ def card_context(run: Path, repo_id: str) -> tuple[Any, dict[str, Any]]:
         "has_relations": has_rel,
         "relation_labels": list(schema.relation_labels),
         "relations": [{"label": r.label, "description": r.description,
-                       "pairs": ", ".join(f"{a} → {b}" for a, b in r.pairs)} for r in schema.relations],
+                       "pairs": ", ".join(f"{a} {'↔' if r.symmetric else '→'} {b}" for a, b in r.pairs)} for r in schema.relations],
         "attributes": [{"name": a.name, "applies_to": ", ".join(a.applies_to), "choices": ", ".join(a.choices)}
                        for a in schema.attributes],
         "data_description": corpus_counts["description"],

@@ -1,7 +1,9 @@
 """Evaluate a model on documents and write ``metrics.json``, ``report.md`` and PNG plots.
 
-Plots use plain matplotlib (Agg backend, no display needed); nothing fancier
-earns its place for three charts.
+The scores themselves are pure functions in :mod:`conflict_ie.evaluation`; this
+module runs the predictor over gold documents, feeds them, and writes the report.
+Plots use matplotlib's object API (``Figure``, no ``pyplot``), so importing or
+running the report never switches a notebook's backend or needs a display.
 """
 
 from __future__ import annotations
@@ -10,13 +12,23 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from matplotlib.figure import Figure
+
 from conflict_ie.alignment import word_tags
-from conflict_ie.documents import Document
-from conflict_ie.evaluation import confusion_matrix, error_counts, ner_metrics, span_errors, worst_errors
+from conflict_ie.casualties import parse_count
+from conflict_ie.documents import Document, Span
+from conflict_ie.evaluation import (casualty_scores, confusion_matrix, error_counts, gold_relation_keys, ner_metrics,
+                                    relation_key, relation_scores, span_errors, worst_errors)
+from conflict_ie.predictor import Predictor
+from conflict_ie.relation_data import CandidateStats
 
 
 def evaluate_predictor(predictor, docs: Sequence[Document], *, batch_size: int = 16) -> tuple[dict[str, Any], dict]:
-    """Score ``predictor`` on gold documents; returns ``(metrics, details)`` (details feed the report)."""
+    """Score ``predictor`` on gold documents; returns ``(metrics, details)`` (details feed the report).
+
+    Example:
+        >>> # metrics, _ = evaluate_predictor(Predictor.from_pretrained("runs/demo"), test_docs)
+    """
     outputs = predictor.ner([d.text for d in docs], batch_size=batch_size)
     pred_spans = [[s for s, _ in out.spans] for out in outputs]
     gold_tags = [word_tags(d, out.tdoc) for d, out in zip(docs, outputs)]
@@ -28,19 +40,59 @@ def evaluate_predictor(predictor, docs: Sequence[Document], *, batch_size: int =
         errors += span_errors(d, [s for s, _ in out.spans], {s.id: sc for s, sc in out.spans})
     details: dict[str, Any] = {"pred_spans": pred_spans, "errors": errors}
     if predictor.relation_model is not None:
-        from conflict_ie.relations import relation_metrics
-
-        rel_metrics, rel_details = relation_metrics(predictor, docs, pred_spans, batch_size=batch_size)
+        rel_metrics, rel_details = relation_report(predictor.relation_model, docs, pred_spans, batch_size=batch_size)
         metrics.update(rel_metrics)
         details.update(rel_details)
     return metrics, details
 
 
+def relation_report(rx, docs: Sequence[Document], pred_spans: Sequence[Sequence[Span]], *, batch_size: int = 16):
+    """The ``relations`` (on gold entities and end to end), ``relation_candidates`` and
+    ``casualties`` blocks of ``metrics.json``, and the worst documents for the report."""
+    schema = rx.schema
+    symmetric = {r.label for r in schema.relations if r.symmetric}
+    spec = schema.casualty_records
+    gold, on_gold, e2e = set(), set(), set()
+    stats = {"gold_entities": CandidateStats(), "end_to_end": CandidateStats()}
+    pred_types: list[dict[str, str]] = []
+    worst: list[tuple[int, str]] = []
+    for doc, spans in zip(docs, pred_spans):
+        gold_here = gold_relation_keys(doc, symmetric)
+        gold |= gold_here
+        rels, _ = rx.classify(doc.text, doc.spans, batch_size, stats["gold_entities"])
+        on_gold |= {relation_key(doc.id, h, t, l, symmetric) for h, t, l, _ in rels}
+        rels_e2e, attrs = rx.classify(doc.text, spans, batch_size, stats["end_to_end"])
+        pred_here = {relation_key(doc.id, h, t, l, symmetric) for h, t, l, _ in rels_e2e}
+        e2e |= pred_here
+        types = {sid: value for sid, found in attrs.items() for name, value, _ in found
+                 if spec is not None and name == spec.type_attribute}
+        pred_types.append(types)
+        misses = len(gold_here ^ pred_here)
+        shown = [f"  - {doc.text[h.start:h.end]!r} --{l}--> {doc.text[t.start:t.end]!r} ({s:.2f})"
+                 f"{'' if relation_key(doc.id, h, t, l, symmetric) in gold_here else ' ✗'}"
+                 for h, t, l, s in rels_e2e]
+        figures = [f"  - casualty “{doc.text[p.start:p.end]}”: type {types.get(p.id, '-')}, count "
+                   f"{parse_count(doc.text[p.start:p.end]).count_min}..{parse_count(doc.text[p.start:p.end]).count_max}"
+                   for p in spans if spec is not None and p.label == spec.figure]
+        worst.append((misses, "\n".join([f"### {doc.id}: {misses} relation errors (end to end)", ""] + shown[:25]
+                                        + figures[:15] + [""])))
+    worst.sort(key=lambda x: -x[0])
+    labels = schema.relation_labels
+    metrics: dict[str, Any] = {
+        "relations": {"gold_entities": relation_scores(gold, on_gold, labels),
+                      "end_to_end": relation_scores(gold, e2e, labels)},
+        "relation_candidates": {k: v.to_dict() for k, v in stats.items()},
+    }
+    if spec is not None and spec.type_attribute:
+        metrics["casualties"] = casualty_scores(
+            docs, pred_spans, pred_types, figure=spec.figure, type_attribute=spec.type_attribute,
+            count=lambda text: (parse_count(text).count_min, parse_count(text).count_max))
+    return metrics, {"worst_documents": [w for _, w in worst[:3]]}
+
+
 def evaluate_run(model: str | Path, docs: Sequence[Document], *, report_dir: str | Path | None = None,
                  learning_curve: str | Path | None = None) -> dict[str, Any]:
     """Load ``model`` (run folder, checkpoint or hub id), score it on ``docs``, write the report."""
-    from conflict_ie.predictor import Predictor
-
     predictor = Predictor.from_pretrained(model)
     metrics, details = evaluate_predictor(predictor, docs)
     if report_dir is not None:
@@ -111,15 +163,11 @@ def write_report(out: Path, metrics: dict[str, Any], details: dict[str, Any], do
 
 
 def _plots(out: Path, metrics, names, matrix, log_history: Path | None) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     paths = []
     labels = names[:-1]
     ner = metrics["ner"]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
     x = range(len(labels))
     ax.bar([i - 0.2 for i in x], [ner["strict"]["per_label"][l]["f1"] for l in labels], 0.4, label="strict")
     ax.bar([i + 0.2 for i in x], [ner["lenient"]["per_label"][l]["f1"] for l in labels], 0.4, label="lenient")
@@ -131,9 +179,9 @@ def _plots(out: Path, metrics, names, matrix, log_history: Path | None) -> list[
     fig.tight_layout()
     paths.append(out / "per_label_f1.png")
     fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
@@ -148,14 +196,14 @@ def _plots(out: Path, metrics, names, matrix, log_history: Path | None) -> list[
     fig.tight_layout()
     paths.append(out / "confusion_matrix.png")
     fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
 
     if log_history is not None:
         history = json.loads(log_history.read_text())
         train = [(h["step"], h["loss"]) for h in history if "loss" in h]
         evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
         f1 = [(h["step"], h["eval_entity_f1"]) for h in history if "eval_entity_f1" in h]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+        fig = Figure(figsize=(7, 3.5))
+        ax = fig.subplots()
         if train:
             ax.plot(*zip(*train), label="train loss")
         if evals:
@@ -173,5 +221,4 @@ def _plots(out: Path, metrics, names, matrix, log_history: Path | None) -> list[
         fig.tight_layout()
         paths.append(out / "learning_curve.png")
         fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    return paths
+        return paths

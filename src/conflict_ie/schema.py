@@ -67,10 +67,32 @@ class RelationType:
     symmetric: bool = False
 
 
+@dataclass(frozen=True)
+class CasualtyRecordSpec:
+    """How a casualty record is read from the predictions: which label is a casualty figure, which
+    attribute holds its type, and which relations (figure -> place, figure -> group) give its
+    location and perpetrator. Any of the last three may be empty."""
+
+    figure: str
+    type_attribute: str = ""
+    location_relation: str = ""
+    perpetrator_relation: str = ""
+
+
 def _reject_unknown(where: str, data: Mapping[str, Any], known: set[str]) -> None:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+
+
+def _casualty_records(data: Any, where: str) -> CasualtyRecordSpec | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping) or "figure" not in data:
+        raise ConfigError(f"{where}: casualty_records is a mapping with at least 'figure'")
+    known = {"figure", "type_attribute", "location_relation", "perpetrator_relation"}
+    _reject_unknown(f"{where}: casualty_records", data, known)
+    return CasualtyRecordSpec(**{k: str(v) for k, v in data.items()})
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,7 @@ class LabelSchema:
     relations: tuple[RelationType, ...] = ()
     description: str = ""
     text_field: str = "text"
+    casualty_records: CasualtyRecordSpec | None = None
 
     def __post_init__(self) -> None:
         labels = [e.label for e in self.entities]
@@ -122,6 +145,19 @@ class LabelSchema:
                             f"schema {self.name!r}: relation {rel.label!r} names unknown entity label "
                             f"{side!r}; known labels are {labels}"
                         )
+        spec = self.casualty_records
+        if spec is not None:
+            if spec.figure not in labels:
+                raise ConfigError(f"schema {self.name!r}: casualty_records.figure {spec.figure!r} is not an entity "
+                                  f"label; known labels are {labels}")
+            if spec.type_attribute and spec.type_attribute not in {a.name for a in self.attributes}:
+                raise ConfigError(f"schema {self.name!r}: casualty_records.type_attribute {spec.type_attribute!r} "
+                                  "is not an attribute of the schema")
+            for key in ("location_relation", "perpetrator_relation"):
+                value = getattr(spec, key)
+                if value and value not in rel_labels:
+                    raise ConfigError(f"schema {self.name!r}: casualty_records.{key} {value!r} is not a relation; "
+                                      f"known relations are {rel_labels}")
 
     # ----------------------------------------------------------------- loading
     @classmethod
@@ -162,7 +198,8 @@ class LabelSchema:
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}: a schema is a mapping with 'name' and 'entities'")
-        _reject_unknown(where, data, {"name", "description", "text_field", "entities", "attributes", "relations"})
+        _reject_unknown(where, data, {"name", "description", "text_field", "entities", "attributes", "relations",
+                                     "casualty_records"})
         if "name" not in data or "entities" not in data:
             raise ConfigError(f"{where}: 'name' and 'entities' are required")
         entities = []
@@ -206,6 +243,7 @@ class LabelSchema:
             relations=tuple(relations),
             description=str(data.get("description", "")),
             text_field=str(data.get("text_field", "text")),
+            casualty_records=_casualty_records(data.get("casualty_records"), where),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,6 +278,7 @@ class LabelSchema:
                 }
                 for r in self.relations
             ],
+            **({"casualty_records": dict(vars(self.casualty_records))} if self.casualty_records else {}),
         }
 
     def save(self, path: str | Path) -> None:

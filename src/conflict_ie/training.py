@@ -1,72 +1,34 @@
-"""Fine-tuning: a thin layer over ``transformers.Trainer``.
+"""Fine-tuning: thin wrappers over ``transformers.Trainer`` for the two models.
 
 The loop, logging, progress bars, checkpointing, resuming and multi-process
 training (``torchrun`` / ``accelerate launch``) are the Trainer's. What is
 added here is what the task needs: windows with aligned labels from the
 document corpus, a document-level entity F1 on the validation split for model
-selection and early stopping, and a run folder that carries everything needed
-to reproduce and to load the result. With ``refit: true`` both models are then
-trained again on train+validation, up to the epoch that validation picked.
-
-Run folder::
-
-    RUN/
-      config.json, model.safetensors, tokenizer files   # the NER model: loads with plain transformers
-      conflict_ie.json                                  # inference settings (windows, decoding)
-      schema.yaml, train_config.yaml                    # what it was trained with (resolved)
-      metrics.json, report/                             # test-split evaluation
-      log_history.json                                  # the Trainer's log, for the learning curve
-      refit_log_history.json                            # with ``refit``: the final run's log (loss only)
-      relations/                                        # relation + casualty-type model (when trained)
-      checkpoints/                                      # Trainer checkpoints (for --resume)
+selection and early stopping, and the relation model's rows and collator.
+The whole run (train, save, evaluate, report) is :mod:`conflict_ie.run`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from conflict_ie.alignment import AlignmentReport, decode_words, make_windows, spans_from_word_tags, \
-    tokenize_document
+from conflict_ie.alignment import (AlignmentReport, decode_words, make_windows, special_tokens,
+                                   spans_from_word_tags, tokenize_document)
 from conflict_ie.config import TrainConfig, resolve_base_model
-from conflict_ie.corpus import (build_corpus, documents_of, label_counts, load_corpus, save_corpus,
-                               split_documents)
+from conflict_ie.corpus import documents_of
 from conflict_ie.documents import Document
 from conflict_ie.errors import ConfigError
 from conflict_ie.evaluation import strict_scores
-from conflict_ie.predictor import INFERENCE_FILE
+from conflict_ie.relation_data import RelationCollator, RelationEncoder, marker_tokens, training_rows
 from conflict_ie.schema import LabelSchema
 
 log = logging.getLogger(__name__)
-
-
-def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: Path):
-    """The corpus to train on: a folder given on the command line or in the config, or built from
-    the config's ``inputs`` (Label Studio exports) into ``RUN/corpus``."""
-    corpus_dir = corpus_dir or config.corpus
-    if corpus_dir:
-        return load_corpus(corpus_dir)
-    if not config.inputs:
-        raise ConfigError("no corpus: give --corpus DIR, or 'corpus:' or 'inputs:' in the config")
-    from conflict_ie.labelstudio import read_labelstudio
-
-    schema = LabelSchema.load(config.schema)
-    docs: list[Document] = []
-    for path in config.inputs:
-        docs += read_labelstudio(path, schema).documents
-    splits = split_documents(docs, config.split)
-    corpus = build_corpus(splits, schema)
-    # Under torchrun every rank builds the same corpus in memory; only the first writes the copy.
-    if int(os.environ.get("RANK", "0")) == 0:
-        save_corpus(corpus, schema, out_dir / "corpus", sources=config.inputs)
-    return corpus, schema
 
 
 def windows_dataset(docs: Sequence[Document], tokenizer, schema: LabelSchema, *, max_length: int, stride: int,
@@ -204,8 +166,6 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
     )
     has_eval = val_ds is not None and len(val_ds) > 0
     args = training_arguments(config, out, has_eval=has_eval)
-    from conflict_ie.alignment import special_tokens
-
     callbacks = [*([EarlyStoppingCallback(ner.early_stopping_patience)] if has_eval else []), *callbacks]
     trainer = Trainer(
         model=model,
@@ -279,109 +239,49 @@ def refit_corpus(corpus):
     return datasets.DatasetDict({**corpus, "train": merged, "validation": corpus["validation"].select([])})
 
 
-def corpus_origins(corpus) -> dict[str, int]:
-    """Documents per origin (``meta.origin`` of the Label Studio task, else the source file)."""
-    from collections import Counter
-
-    out: Counter = Counter()
-    for split in corpus.values():
-        for meta in split["meta"]:
-            prov = json.loads(meta) if meta else {}
-            fields = prov.get("fields") or {}
-            origin = (fields.get("meta") or {}).get("origin") or Path(prov.get("source") or "unknown").name
-            out[origin] += 1
-    return dict(sorted(out.items()))
-
-
-def hardware() -> str:
-    """A short description of where training ran, for the model card."""
-    import os
-    import platform
-
-    import torch
-
-    if torch.cuda.is_available():
-        device = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    else:
-        device = f"CPU only, {os.cpu_count()} cores ({platform.machine()})"
-    world = os.environ.get("WORLD_SIZE", "1")
-    return f"{device}; {world} process(es); torch {torch.__version__}"
-
-
-def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_dir: str | Path | None = None,
-          resume: bool = False, relations: bool | None = None, callbacks: Sequence[Any] = ()) -> Path:
-    """Train the NER model (and the relation model when enabled), evaluate on the test split and
-    write the run folder. Works unchanged under ``torchrun`` (rank 0 writes the files).
-    ``callbacks`` are extra ``TrainerCallback``s for the entity model.
+def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path) -> dict[str, Any]:
+    """Train the relation + attribute model on gold entities with ``transformers.Trainer`` and save
+    it to ``out`` (``save_pretrained`` plus the tokenizer with its marker tokens). Returns the
+    training-row counts, candidate counts included.
 
     Example:
-        >>> # train(TrainConfig.load("configs/train/conflict-minilm.yaml"), output_dir="runs/demo")
+        >>> # train_relations(TrainConfig.load("configs/train/conflict-minilm.yaml"), corpus, schema, Path("rel"))
     """
-    out = Path(output_dir or config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if config.refit and resume:
-        # A checkpoint does not say which of the two runs it belongs to.
-        raise ConfigError("--resume is not supported with 'refit: true'; start the run again")
-    started = time.time()
-    corpus, schema = prepare_corpus(config, corpus_dir, out)
-    trainer, report = train_ner(config, corpus, schema, out, resume=resume, callbacks=callbacks)
-    selection = None
-    train_corpus = corpus
-    if config.refit:
-        if not len(corpus["validation"]):
-            raise ConfigError("'refit: true' needs a validation split to choose the epoch")
-        epoch = selected_epoch(trainer.state)
-        selection = {"epoch": epoch, "best_validation_entity_f1": trainer.state.best_metric,
-                     "global_steps": trainer.state.global_step, "log_history": trainer.state.log_history}
-        train_corpus = refit_corpus(corpus)
-        trainer, report = train_ner(config, train_corpus, schema, out, callbacks=[*callbacks, stop_at_epoch(epoch)])
-    ner_seconds = time.time() - started
-    # Every rank takes part in saving and in relation training (collective operations under
-    # torchrun); the Trainers write files on the main process only.
-    trainer.save_model(str(out))
-    relation_seconds = None
-    do_rel = config.relations.enabled if relations is None else relations
-    if do_rel and schema.relations:
-        from conflict_ie.relations import train_relations
+    import datasets
+    from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
-        t0 = time.time()
-        train_relations(config, train_corpus, schema, out / "relations")
-        relation_seconds = round(time.time() - t0, 1)
-    if not trainer.is_world_process_zero():
-        return out
-    schema.save(out / "schema.yaml")
-    config.save(out / "train_config.yaml")
-    (out / INFERENCE_FILE).write_text(
-        json.dumps({"max_length": config.ner.max_length, "stride": config.ner.stride, **inference_settings(config)},
-                   indent=2) + "\n")
-    # With refit, the validation curve that chose the epoch is the selection run's; the refit run's
-    # own log (training loss only) is kept beside it.
-    (out / "log_history.json").write_text(
-        json.dumps(selection["log_history"] if selection else trainer.state.log_history, indent=1) + "\n")
-    info = {
-        "alignment": report.summary(),
-        "ner_train_seconds": round(ner_seconds, 1),
-        "best_checkpoint": None if selection else trainer.state.best_model_checkpoint,
-        "best_validation_entity_f1": selection["best_validation_entity_f1"] if selection else trainer.state.best_metric,
-        "global_steps": trainer.state.global_step,
-        "world_size": trainer.args.world_size,
-        "corpus_sizes": {k: len(v) for k, v in corpus.items()},
-        "hardware": hardware(),
-        "corpus_label_counts": {k: dict(label_counts(v, schema)) for k, v in corpus.items()},
-        "corpus_origins": corpus_origins(corpus),
-        "year": time.gmtime().tm_year,
-    }
-    if relation_seconds is not None:
-        info["relation_train_seconds"] = relation_seconds
-    if selection:
-        (out / "refit_log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
-        info["refit"] = {"epoch": selection["epoch"], "selection_global_steps": selection["global_steps"],
-                         "train_documents": len(train_corpus["train"])}
-    (out / "training_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    from conflict_ie.report import evaluate_run
+    from conflict_ie.relation_model import RelationModel
 
-    test_docs = documents_of(corpus["test"], schema)
-    if test_docs:
-        metrics = evaluate_run(out, test_docs, report_dir=out / "report")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return out
+    rc = config.relations
+    set_seed(config.seed)
+    base = resolve_base_model(config.base_model)
+    # A fresh tokenizer: marker tokens are added to this copy only, never to a shared one.
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.add_special_tokens({"additional_special_tokens": marker_tokens(schema)})
+    enc = RelationEncoder(tokenizer, schema, rc.max_length, rc.max_sentence_distance, rc.max_token_distance,
+                          attributes=schema.attributes)
+    rows, stats = training_rows(documents_of(corpus["train"], schema), enc, negative_ratio=rc.negative_ratio,
+                                seed=config.seed)
+    if not rows:
+        raise ConfigError("no relation or attribute examples in the training split")
+    model = RelationModel.from_encoder(
+        base, len(tokenizer), relation_labels=list(schema.relation_labels),
+        attributes=[{"name": a.name, "applies_to": list(a.applies_to), "choices": list(a.choices)}
+                    for a in enc.attributes],
+        max_input_tokens=rc.max_length, max_sentence_distance=rc.max_sentence_distance,
+        max_token_distance=rc.max_token_distance, threshold=rc.threshold)
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), learning_rate=rc.learning_rate, num_train_epochs=rc.epochs,
+        max_steps=rc.max_steps, per_device_train_batch_size=rc.batch_size, warmup_steps=rc.warmup,
+        weight_decay=rc.weight_decay, save_strategy="no", report_to=list(config.ner.report_to),
+        logging_steps=config.ner.logging_steps, seed=config.seed, data_seed=config.seed,
+        remove_unused_columns=False,  # the model takes head_pos/tail_pos/task, which Trainer cannot see
+        **device_arguments(),
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                      data_collator=RelationCollator(tokenizer.pad_token_id))
+    trainer.train()
+    if trainer.is_world_process_zero():
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    return stats

@@ -1,0 +1,199 @@
+"""Relation inference with a saved :class:`RelationModel`: relations, attributes, casualty records.
+
+One encoder pass per candidate pair (the design the fast-prediction work replaces;
+this module's interface, ``classify`` and ``add_to``, is what the rest of the
+package uses). A pair may hold several relations: every label whose probability
+reaches the threshold is kept. A symmetric label is reported once per pair, the
+higher of its two directions' scores, head and tail in text order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from conflict_ie.casualties import parse_count
+from conflict_ie.documents import Span
+from conflict_ie.errors import ConfigError
+from conflict_ie.relation_data import CandidateStats, RelationCollator, RelationEncoder
+from conflict_ie.relation_model import RelationModel
+from conflict_ie.results import CasualtyRecord, Entity, PredictedRelation, Prediction
+from conflict_ie.schema import CasualtyRecordSpec, LabelSchema
+
+#: ``(head, tail, label, score)`` of one predicted relation between spans.
+SpanRelation = tuple[Span, Span, str, float]
+
+
+def check_relation_schema(model_config, schema: LabelSchema, where: str) -> None:
+    """Raise if the relation model's labels or attributes are not the schema's, naming the difference."""
+    theirs, mine = list(model_config.relation_labels), list(schema.relation_labels)
+    problems = []
+    if theirs != mine:
+        problems.append(f"relations only in the checkpoint {sorted(set(theirs) - set(mine))}, only in the schema "
+                        f"{sorted(set(mine) - set(theirs))}" + (" (same labels, other order)"
+                                                               if set(theirs) == set(mine) else ""))
+    for a in model_config.attributes:
+        attr = schema.attribute(a["name"])
+        if attr is None or list(attr.choices) != list(a["choices"]):
+            problems.append(f"attribute {a['name']!r} has choices {a['choices']} in the checkpoint and "
+                            f"{list(attr.choices) if attr else 'does not exist'} in the schema")
+    if problems:
+        raise ConfigError(f"the relation model in {where} does not match the schema: " + "; ".join(problems))
+
+
+class RelationExtractor:
+    """Relations among given entity spans, and their per-region attributes.
+
+    Example:
+        >>> # rx = RelationExtractor.from_pretrained("runs/demo/relations", schema=schema)
+        >>> # rels, attrs = rx.classify(text, spans)
+    """
+
+    def __init__(self, model: RelationModel, tokenizer, schema: LabelSchema, *, threshold: float | None = None,
+                 device: str | None = None):
+        cfg = model.config
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.eval().to(self.device)
+        self.schema = schema
+        self.threshold = float(cfg.threshold if threshold is None else threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"the relation threshold is a probability in [0, 1], got {self.threshold}")
+        self.encoder = RelationEncoder(
+            tokenizer, schema, cfg.max_input_tokens, cfg.max_sentence_distance, cfg.max_token_distance,
+            attributes=tuple(schema.attribute(a["name"]) for a in cfg.attributes))
+        self._collate = RelationCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        self._symmetric = {r.label for r in schema.relations if r.symmetric}
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, schema: LabelSchema, threshold: float | None = None,
+                        device: str | None = None) -> "RelationExtractor":
+        """Load a relation model folder (``save_pretrained`` output plus its tokenizer)."""
+        from transformers import AutoTokenizer
+
+        path = Path(path)
+        model = RelationModel.from_pretrained(path, use_safetensors=True)
+        check_relation_schema(model.config, schema, str(path))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return cls(model, tokenizer, schema, threshold=threshold, device=device)
+
+    @torch.inference_mode()
+    def _run(self, rows: list[dict[str, Any]], batch_size: int) -> list[np.ndarray]:
+        """Per row: the relation probabilities (task 0) or the attribute's choice probabilities."""
+        out: list[np.ndarray] = [np.zeros(0)] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["input_ids"]))
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            batch = {k: v.to(self.device) for k, v in self._collate([rows[j] for j in idx]).items()}
+            res = self.model(**batch)
+            rel = torch.sigmoid(res["relation_logits"].float()).cpu().numpy()
+            attr = [torch.softmax(a.float(), -1).cpu().numpy() for a in res["attribute_logits"]]
+            for r, j in enumerate(idx):
+                task = rows[j]["task"]
+                out[j] = rel[r] if task == 0 else attr[task - 1][r]
+        return out
+
+    def classify(self, text: str, spans: Sequence[Span], batch_size: int = 16,
+                 stats: CandidateStats | None = None) -> tuple[list[SpanRelation], dict[str, tuple]]:
+        """Relations among ``spans`` of ``text`` and the attributes of each span.
+
+        Returns ``(relations, attributes)``: ``relations`` is ``[(head, tail, label, score)]``;
+        ``attributes`` maps a span id to ``((name, value, score), ...)``. ``stats``, when given,
+        counts the candidates and those whose markers did not fit the window.
+        """
+        enc = self.encoder
+        prep = enc.prepare(text)
+        stats = stats if stats is not None else CandidateStats()
+        jobs, rows = [], []
+        for h, t in enc.candidates(prep, spans):
+            stats.pairs += 1
+            row = enc.encode(prep, h, t)
+            if row is None:
+                stats.dropped_window += 1
+                continue
+            jobs.append((h, t))
+            rows.append({**row, "task": 0})
+        for k, attr in enumerate(enc.attributes):
+            for s in spans:
+                if s.label in attr.applies_to:
+                    stats.attributes += 1
+                    row = enc.encode(prep, s, None)
+                    if row is None:
+                        stats.attributes_dropped_window += 1
+                        continue
+                    jobs.append((s, k))
+                    rows.append({**row, "task": 1 + k})
+        probs = self._run(rows, batch_size)
+        found: dict[tuple[str, str, str], SpanRelation] = {}
+        attributes: dict[str, list] = {}
+        for job, p in zip(jobs, probs):
+            if isinstance(job[1], int):
+                span, k = job
+                attr = enc.attributes[k]
+                best = int(p.argmax())
+                attributes.setdefault(span.id, []).append((attr.name, attr.choices[best], float(p[best])))
+                continue
+            h, t = job
+            for k, label in enumerate(enc.relation_labels):
+                score = float(p[k])
+                if score < self.threshold or not self.schema.allows(label, h.label, t.label):
+                    continue
+                if label in self._symmetric:
+                    h, t = sorted((h, t), key=lambda s: (s.start, s.end, s.id))
+                key = (h.id, t.id, label)
+                if key not in found or found[key][3] < score:
+                    found[key] = (h, t, label, score)
+        relations = sorted(found.values(), key=lambda r: (r[0].start, r[1].start, r[2]))
+        return relations, {k: tuple(v) for k, v in attributes.items()}
+
+    def add_to(self, preds: Sequence[Prediction], batch_size: int = 16,
+               stats: CandidateStats | None = None) -> list[Prediction]:
+        """Give predictions (from the entity step) relations, attributes and casualty records."""
+        out = []
+        for pred in preds:
+            spans = [Span(e.id, e.start, e.end, e.label) for e in pred.entities]
+            relations, attributes = self.classify(pred.text, spans, batch_size, stats)
+            entities = tuple(
+                Entity(e.label, e.start, e.end, e.text, e.score, e.id,
+                       tuple((name, value) for name, value, _ in attributes.get(e.id, ())))
+                for e in pred.entities
+            )
+            by_id = {e.id: e for e in entities}
+            rels = tuple(PredictedRelation(by_id[h.id], by_id[t.id], label, score, label in self._symmetric)
+                         for h, t, label, score in relations)
+            out.append(Prediction(pred.text, entities, rels,
+                                  casualty_records(entities, rels, self.schema.casualty_records)))
+        return out
+
+
+def casualty_records(entities: Sequence[Entity], relations: Sequence[PredictedRelation],
+                     spec: CasualtyRecordSpec | None) -> tuple[CasualtyRecord, ...]:
+    """One record per casualty figure: counts from its text; type, place and perpetrator as the
+    schema's ``casualty_records`` names them (the most confident relation of each kind).
+
+    Example:
+        >>> f = Entity("CASUALTY_FIGURE", 0, 8, "12 dead", 0.9, "e1", (("casualty_type", "killed"),))
+        >>> spec = CasualtyRecordSpec("CASUALTY_FIGURE", "casualty_type", "LOCATED_IN", "PERPETRATOR")
+        >>> r = casualty_records([f], [], spec)[0]
+        >>> r.count_min, r.casualty_type, r.location
+        (12, 'killed', None)
+    """
+    if spec is None:
+        return ()
+
+    def best(entity: Entity, label: str) -> str | None:
+        cands = [r for r in relations if label and r.head.id == entity.id and r.label == label]
+        return max(cands, key=lambda r: r.score).tail.text if cands else None
+
+    records = []
+    for e in entities:
+        if e.label != spec.figure:
+            continue
+        count = parse_count(e.text)
+        records.append(CasualtyRecord(e.text, e.start, e.end, count.count_min, count.count_max, count.approximate,
+                                      e.attribute(spec.type_attribute) if spec.type_attribute else None,
+                                      best(e, spec.location_relation), best(e, spec.perpetrator_relation),
+                                      e.score))
+    return tuple(records)

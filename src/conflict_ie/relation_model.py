@@ -1,0 +1,118 @@
+"""The relation model as a ``transformers`` model: an encoder, a relation head and attribute heads.
+
+``RelationModel`` is a ``PreTrainedModel`` with its own ``RelationModelConfig``, so
+``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` work on it and it is stored
+as ``config.json`` + ``model.safetensors`` like any other model; no hand-written head
+files. The config carries everything inference needs: the relation labels, the
+attributes and their choices, the candidate settings and the threshold.
+
+The relation head is multi-label (one sigmoid per relation label over the two
+start-marker states), because a span pair may hold several relations; a pair
+with no relation is all zeros. Each attribute head classifies its span's
+start-marker state into the attribute's choices.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+
+
+class RelationModelConfig(PretrainedConfig):
+    """Configuration of :class:`RelationModel`; ``encoder`` is the encoder's own config.
+
+    Example:
+        >>> from transformers import BertConfig
+        >>> c = RelationModelConfig(encoder=BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        ...                         intermediate_size=8).to_dict(), relation_labels=["FIGHTS"])
+        >>> c.encoder.hidden_size, c.relation_labels
+        (8, ['FIGHTS'])
+    """
+
+    model_type = "conflict_ie_relation"
+
+    def __init__(self, encoder: dict | PretrainedConfig | None = None, relation_labels: list[str] | None = None,
+                 attributes: list[dict[str, Any]] | None = None, max_input_tokens: int = 192,
+                 max_sentence_distance: int = 1, max_token_distance: int = 80, threshold: float = 0.5,
+                 dropout: float = 0.1, **kwargs):
+        if isinstance(encoder, dict):
+            encoder = dict(encoder)
+            encoder = AutoConfig.for_model(encoder.pop("model_type", "bert"), **encoder)
+        self.encoder = encoder
+        self.relation_labels = list(relation_labels or [])
+        #: ``[{"name", "applies_to": [...], "choices": [...]}]``, in head order.
+        self.attributes = [dict(a) for a in attributes or []]
+        # Not "max_length": transformers reads that name as a generation setting.
+        self.max_input_tokens = int(max_input_tokens)
+        self.max_sentence_distance = int(max_sentence_distance)
+        self.max_token_distance = int(max_token_distance)
+        self.threshold = float(threshold)
+        self.dropout = float(dropout)
+        super().__init__(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if isinstance(self.encoder, PretrainedConfig):
+            out["encoder"] = self.encoder.to_dict()
+        return out
+
+
+class RelationModel(PreTrainedModel):
+    """Encoder + multi-label relation head over [head marker; tail marker] + one head per attribute."""
+
+    config_class = RelationModelConfig
+    base_model_prefix = "relation"
+
+    def __init__(self, config: RelationModelConfig):
+        super().__init__(config)
+        self.encoder = AutoModel.from_config(config.encoder)
+        hidden = config.encoder.hidden_size
+        self.dropout = nn.Dropout(config.dropout)
+        self.relation_head = nn.Linear(2 * hidden, max(len(config.relation_labels), 1))
+        self.attribute_heads = nn.ModuleList(nn.Linear(hidden, len(a["choices"])) for a in config.attributes)
+        self.post_init()
+
+    def _init_weights(self, module):
+        # The heads start as a BERT classifier does; the encoder's own modules are initialised
+        # (or loaded) by the encoder's class.
+        if isinstance(module, nn.Linear) and (module is self.relation_head or module in self.attribute_heads):
+            module.weight.data.normal_(0.0, 0.02)
+            module.bias.data.zero_()
+
+    @classmethod
+    def from_encoder(cls, base: str, vocab_size: int, **settings) -> "RelationModel":
+        """A new relation model around the pretrained encoder ``base``, its embeddings resized to
+        ``vocab_size`` (the tokenizer with the marker tokens added).
+
+        Example:
+            >>> # RelationModel.from_encoder("bert-base-uncased", len(tok), relation_labels=["FIGHTS"])
+        """
+        encoder = AutoModel.from_pretrained(base)
+        encoder.resize_token_embeddings(vocab_size)
+        model = cls(RelationModelConfig(encoder=encoder.config.to_dict(), **settings))
+        model.encoder = encoder
+        model.config.encoder = encoder.config
+        return model
+
+    def forward(self, input_ids, attention_mask, head_pos, tail_pos, task, rel_labels=None, attr_label=None):
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        rows = torch.arange(states.shape[0], device=states.device)
+        h = self.dropout(states[rows, head_pos])
+        t = self.dropout(states[rows, tail_pos])
+        out = {"relation_logits": self.relation_head(torch.cat([h, t], dim=-1)),
+               "attribute_logits": [head(h) for head in self.attribute_heads]}
+        if rel_labels is not None or attr_label is not None:
+            losses = []
+            is_rel = task == 0
+            if rel_labels is not None and is_rel.any():
+                losses.append(nn.functional.binary_cross_entropy_with_logits(
+                    out["relation_logits"][is_rel], rel_labels[is_rel]))
+            for k, logits in enumerate(out["attribute_logits"]):
+                mine = task == 1 + k
+                if attr_label is not None and mine.any():
+                    losses.append(nn.functional.cross_entropy(logits[mine], attr_label[mine]))
+            out["loss"] = torch.stack(losses).mean() if losses else states.sum() * 0.0
+        return out
