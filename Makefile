@@ -6,7 +6,7 @@ LS_VENV ?= .venv-labelstudio
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-slow ci labelstudio-venv bench clean
+.PHONY: setup demo test test-slow smoke-wheel ci labelstudio-venv bench clean
 
 setup: $(VENV)/.installed
 
@@ -37,7 +37,12 @@ $(LS_VENV)/.installed:
 test-slow: setup labelstudio-venv
 	$(PY) -m pytest -m "slow or labelstudio"
 
-ci: test test-slow
+# The package as a user gets it: a wheel of this checkout in a fresh virtual environment outside it,
+# then corpus build, a tiny train, predict and publish --dry-run (a few minutes, mostly installing).
+smoke-wheel:
+	PYTHON=$(PYTHON) bash scripts/smoke_wheel.sh
+
+ci: test smoke-wheel test-slow
 
 bench: setup
 	$(PY) scripts/bench_predict.py
