@@ -3,23 +3,40 @@
 The rules are checked on a tiny fake part written here with invented text (runs everywhere);
 a two-document conversion of the real corpus runs only where ../shared/data/re3d exists beside
 the repository, and skips otherwise. No re3d text is stored in this file: it is read from
-../shared at run time. The scripts are imported by name: conftest.py puts benchmarks/re3d on sys.path.
+../shared at run time. The scripts are imported by name, from benchmarks/re3d put on sys.path here
+(not in a conftest.py: a second rootless ``conftest`` module would clash with tests/conftest.py).
 """
 
 import json
+import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
-import bench_re3d
-import convert_re3d as conv
-import tune_re3d
-from conflict_ie.labelstudio import read_labelstudio
-from conflict_ie.schema import LabelSchema
-
-BENCH = Path(conv.__file__).resolve().parent  # benchmarks/re3d
+BENCH = Path(__file__).resolve().parents[1]  # benchmarks/re3d
 REPO = BENCH.parents[1]
+RE3D_DATA = REPO.parent / "shared" / "data" / "re3d"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as tests/conftest.py does: never reach the Hub from tests
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import bench_re3d  # noqa: E402
+import convert_re3d as conv  # noqa: E402
+import tune_re3d  # noqa: E402
+from conflict_ie.labelstudio import read_labelstudio  # noqa: E402
+from conflict_ie.schema import LabelSchema  # noqa: E402
+
+
+@pytest.fixture
+def re3d_data() -> Path:
+    """The re3d parts in the read-only shared folder beside the repository (never copied here)."""
+    if not RE3D_DATA.is_dir():
+        pytest.skip(f"{RE3D_DATA} is absent: this test reads the real re3d corpus from the shared folder "
+                    "beside the repository")
+    return RE3D_DATA
 
 
 @pytest.fixture(scope="module")
