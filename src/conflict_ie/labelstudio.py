@@ -1,8 +1,9 @@
 """Label Studio exports <-> Documents.
 
 Reads the full JSON export (the only format that keeps relations, per-region
-attributes and every annotator) and JSON_MIN (with a warning: no relations),
-and writes Documents back as Label Studio tasks or predictions. Facts about the format
+attributes and every annotator) and JSON_MIN (with a warning: no relations;
+per-region choices only where their offsets tie them to a region), and writes
+Documents back as Label Studio tasks or predictions. Facts about the format
 that this code relies on are in ``../shared/spec/labelstudio.md``: offsets are
 code-point offsets into ``data[text_field]``; ``value.text`` is not
 trustworthy, so the text is sliced here and compared; relations may be drawn
@@ -25,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from conflict_ie.documents import Document, Provenance, Span
 from conflict_ie.errors import InputError
-from conflict_ie.labelstudio_json_min import is_json_min, read_json_min  # noqa: F401
+from conflict_ie.labelstudio_json_min import is_json_min, json_min_results, read_json_min  # noqa: F401
 # The reading layer lives in labelstudio_regions (kept under the module size limit); its public names are
 # re-exported here, where callers have always imported them from.
 from conflict_ie.labelstudio_regions import (  # noqa: F401
