@@ -1,8 +1,11 @@
 """The count conventions of the annotation guidelines, phrase by phrase."""
 
+import re
+
 import pytest
 
 from conflict_ie.casualties import CountRange, parse_count, words_to_number
+from conftest import shared_or_skip
 
 N = None
 TABLE = [
@@ -52,8 +55,55 @@ APPROX = [
 ]
 
 
-def test_table_is_large():
-    assert len(TABLE) + len(APPROX) >= 80
+# The exact-count examples of the guidelines spell their number in words; their values, by hand.
+GUIDELINE_WORDS = {"two": 2, "both": 2}
+
+
+def guideline_cases():
+    """Every phrase of the guidelines' count-conventions table, with the count_min/count_max it prescribes.
+
+    Patterns with ``n`` are instantiated with n = 37 (a number no example uses) and a head noun.
+    """
+    text = shared_or_skip("spec", "annotation-guidelines.md").read_text(encoding="utf-8")
+    section = text.split("### Count conventions", 1)[1]
+    n = 37
+    cases, lines = [], 0
+    for line in section.splitlines():
+        if not line.startswith("| ") or line.startswith("| phrase"):
+            continue
+        lines += 1
+        phrase_cell, lo_cell, hi_cell = (c.strip() for c in line.strip().strip("|").split("|"))
+        for quoted in re.findall(r'"([^"]+)"', phrase_cell):
+            head, _, rest = quoted.partition(" ")
+            alternatives = [f"{w} {rest}" for w in head.split("/")] if "/" in head else [quoted]
+            for pattern in alternatives:
+                words = pattern.split()
+                if "n" in words:
+                    phrase, numbers = " ".join(str(n) if w == "n" else w for w in words) + " people", [n]
+                elif lo_cell == "low":
+                    phrase, numbers = pattern + " people", [int(x) for x in re.findall(r"\d+", pattern)]
+                else:
+                    phrase = pattern
+                    numbers = [int(x) for x in re.findall(r"\d+", pattern)] or [GUIDELINE_WORDS.get(words[0])]
+                env = {"n": numbers[0], "n+1": numbers[0] + 1 if numbers[0] else None,
+                       "n-1": numbers[0] - 1 if numbers[0] else None, "low": numbers[0], "high": numbers[-1],
+                       "null": None}
+
+                def value(cell):
+                    cell = cell.split(" (")[0]
+                    return env[cell] if cell in env else int(cell)
+
+                cases.append((phrase, value(lo_cell), value(hi_cell), "approximate: true" in hi_cell))
+    return cases, lines
+
+
+def test_every_guideline_convention():
+    cases, lines = guideline_cases()
+    assert lines >= 10 and len(cases) > lines  # the table was found and every row gave phrases
+    wrong = [(phrase, (lo, hi, approx), parse_count(phrase)) for phrase, lo, hi, approx in cases
+             if parse_count(phrase) != CountRange(lo, hi, approx)]
+    assert wrong == []
+    assert ("more than 37 people", 38, None, False) in cases and ("nearly 37 people", None, 36, False) in cases
 
 
 @pytest.mark.parametrize("phrase, lo, hi", TABLE)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from conflict_ie.config import TrainConfig, resolve_base_model
@@ -6,8 +8,10 @@ from conftest import ROOT
 
 
 def test_shipped_configs_load():
-    for path in (ROOT / "configs" / "train").glob("*.yaml"):
-        TrainConfig.load(path)
+    paths = sorted((ROOT / "configs" / "train").glob("*.yaml"))
+    assert paths, "no training config found under configs/train"  # else the loop below would test nothing
+    for path in paths:
+        assert isinstance(TrainConfig.load(path), TrainConfig)
 
 
 def test_unknown_key_named(tmp_path):
@@ -33,11 +37,12 @@ def test_bad_type_named(tmp_path):
 
 
 def test_frozen_and_round_trip(tmp_path):
-    cfg = TrainConfig.from_dict({"seed": 7})
-    with pytest.raises(Exception):
+    cfg = TrainConfig.from_dict({"seed": 7, "ner": {"epochs": 2}})
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.seed = 8
     cfg.save(tmp_path / "r.yaml")
-    assert TrainConfig.load(tmp_path / "r.yaml") == cfg
+    again = TrainConfig.load(tmp_path / "r.yaml")
+    assert again == cfg and (again.seed, again.ner.epochs) == (7, 2.0)
 
 
 def test_alias_resolves_to_installed_package():

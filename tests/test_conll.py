@@ -45,8 +45,9 @@ def test_offsets_exact_after_rebuild(tmp_path, schema):
     p = tmp_path / "a.txt"
     p.write_text("the O\nRussian B-ARMED_GROUP\nVolunteer I-ARMED_GROUP\nCorps I-ARMED_GROUP\n\nin O\nBelgorod B-LOCATION\n")
     (doc,), _ = read_conll(p, schema)
-    for s in doc.spans:
-        assert doc.text[s.start:s.end] in ("Russian Volunteer Corps", "Belgorod")
+    assert doc.text == "the Russian Volunteer Corps\nin Belgorod"
+    assert [(s.start, s.end, s.label) for s in doc.spans] == [(4, 27, "ARMED_GROUP"), (31, 39, "LOCATION")]
+    assert spans(doc) == [("Russian Volunteer Corps", "ARMED_GROUP"), ("Belgorod", "LOCATION")]
 
 
 def test_unknown_label_names_line(tmp_path, schema):

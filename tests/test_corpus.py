@@ -1,4 +1,3 @@
-import filecmp
 import subprocess
 import sys
 
@@ -27,6 +26,8 @@ def test_features_and_round_trip(tmp_path, schema):
     loaded, s2 = load_corpus(tmp_path / "c")
     assert s2 == schema
     back = {d.id: d for name in loaded for d in documents_of(loaded[name], schema)}
+    assert len(docs) == 10 and set(back) == {d.id for d in docs}
+    assert all(len(d.spans) == 4 and len(d.relations) == 2 for d in docs)
     for d in docs:
         assert back[d.id].spans == d.spans and back[d.id].relations == d.relations
         assert back[d.id].provenance.fields == d.provenance.fields
@@ -39,12 +40,18 @@ def test_splits_are_by_document_and_reproducible(tmp_path, schema):
     a = split_documents(docs, SplitSpec(0.7, 0.15, 0.15, seed=3))
     b = split_documents(list(reversed(docs)), SplitSpec(0.7, 0.15, 0.15, seed=3))
     assert {k: [d.id for d in v] for k, v in a.items()} == {k: [d.id for d in v] for k, v in b.items()}
-    assert sum(len(v) for v in a.values()) == 20
+    assert sorted(d.id for v in a.values() for d in v) == sorted(d.id for d in docs)  # each document once
+    assert [len(a[k]) for k in ("train", "validation", "test")] == [14, 3, 3]
     save_corpus(build_corpus(a, schema), schema, tmp_path / "x")
     save_corpus(build_corpus(b, schema), schema, tmp_path / "y")
-    cmp = filecmp.dircmp(tmp_path / "x", tmp_path / "y")
-    assert not cmp.diff_files and all(not filecmp.dircmp(tmp_path / "x" / s, tmp_path / "y" / s).diff_files
-                                      for s in ("train", "validation", "test"))
+
+    def files(root):
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    # Every file, byte for byte (dircmp compares only files present on both sides, and shallowly).
+    x, y = files(tmp_path / "x"), files(tmp_path / "y")
+    assert {p.parts[0] for p in x} >= {"train", "validation", "test"}
+    assert x.keys() == y.keys() and all(x[p] == y[p] for p in x)
 
 
 def test_split_by_meta_field(schema):
