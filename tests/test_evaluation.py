@@ -91,3 +91,30 @@ def test_error_kinds_and_confusion():
     names, matrix = confusion_matrix([gold], [pred], LABELS)
     assert names == ["ARMED_GROUP", "LOCATION", "O"]
     assert matrix == [[0, 1, 0], [0, 0, 1], [0, 1, 0]]
+
+
+def test_the_report_keeps_the_callers_matplotlib_backend(tmp_path):
+    """Importing and running the report must not switch a notebook's backend (it draws through
+    ``matplotlib.figure.Figure``, never ``pyplot``). Run apart, so that this process's backend
+    stays untouched either way."""
+    import subprocess
+    import sys
+
+    code = f"""
+import matplotlib
+matplotlib.use("svg")
+from pathlib import Path
+from conflict_ie.documents import Document, Span
+from conflict_ie.evaluation import ner_metrics
+from conflict_ie.report import write_report
+doc = Document("d", "Wagner Group", (Span("a", 0, 12, "ARMED_GROUP"),))
+metrics = ner_metrics([doc], [[Span("p", 0, 6, "ARMED_GROUP")]], [["B-ARMED_GROUP", "I-ARMED_GROUP"]],
+                      [["B-ARMED_GROUP", "O"]], ["ARMED_GROUP"])
+write_report(Path({str(tmp_path)!r}), metrics, {{"pred_spans": [[Span("p", 0, 6, "ARMED_GROUP")]], "errors": []}},
+             [doc], ["ARMED_GROUP"], None)
+import sys
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["svg", "False"]
+    assert (tmp_path / "per_label_f1.png").stat().st_size > 1000

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from conflict_ie.errors import ConflictIEError, InputError
 
@@ -179,27 +180,75 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def predict_inputs(paths: list[str], *, text_field: str = "text", id_field: str = "id") -> list[tuple[str, Any]]:
+    """``(name, text)`` for every input of ``conflict-ie predict``, read before the model loads.
+
+    A ``.jsonl`` file gives one text per line (``{"id": ..., "text": ...}``, named by its id); a
+    folder gives its ``.txt`` and ``.jsonl`` files in name order; ``-`` reads standard input as
+    one text; any other path is one text file. Text files come as bytes (decoded, with their
+    errors named, by ``as_text``); JSONL texts as the strings the JSON holds.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.txt").write_text("Kyiv was hit.")
+        >>> _ = (d / "b.jsonl").write_text('{"id": "n1", "text": "Calm in Lviv."}\\n')
+        >>> predict_inputs([str(d)])
+        [('a.txt', b'Kyiv was hit.'), ('n1', 'Calm in Lviv.')]
+    """
+    out: list[tuple[str, Any]] = []
+    for value in paths:
+        if value == "-":
+            out.append(("-", sys.stdin.buffer.read()))
+            continue
+        path = Path(value)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in (".txt", ".jsonl") and p.is_file())
+            if not files:
+                raise InputError("the folder holds no .txt or .jsonl files", source=value)
+        else:
+            files = [path]
+        for f in files:
+            try:
+                raw = f.read_bytes()
+            except OSError as exc:
+                raise InputError(f"cannot read: {exc.strerror}", source=str(f)) from None
+            if f.suffix != ".jsonl":
+                out.append((f.name if path.is_dir() else value, raw))
+                continue
+            for n, line in enumerate(raw.decode("utf-8-sig", errors="strict").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"line {n} is not JSON ({exc.msg})", source=str(f)) from None
+                if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
+                    raise InputError(f"line {n}: expected an object with a string {text_field!r} field",
+                                     source=str(f))
+                out.append((str(row.get(id_field, f"{f.name}:{n}")), row[text_field]))
+    if not out:
+        raise InputError("no input texts")
+    return out
+
+
 def cmd_predict(args) -> int:
     from conflict_ie.output import write_predictions
-    from conflict_ie.predictor import Predictor
+    from conflict_ie.predictor import Predictor, as_text
 
-    predictor = Predictor.from_pretrained(args.model)
-    texts = []
-    for f in args.files:
-        if f == "-":
-            texts.append(sys.stdin.buffer.read())
-        else:
-            try:
-                texts.append(Path(f).read_bytes())
-            except OSError as exc:
-                raise InputError(f"cannot read: {exc.strerror}", source=f) from None
-    preds = []
-    for f, raw in zip(args.files, texts):
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    # Read and decode every input before the model loads: a typo should not cost a model load.
+    names, texts = [], []
+    for name, raw in predict_inputs(args.files, text_field=args.text_field, id_field=args.id_field):
         try:
-            preds.append(predictor.predict(raw))
+            texts.append(as_text(raw))
         except InputError as exc:
-            raise InputError(str(exc), source=f) from None
-    write_predictions(sys.stdout, args.files, preds, args.format)
+            raise InputError(str(exc), source=name) from None
+        names.append(name)
+    predictor = Predictor.from_pretrained(args.model, threshold=args.threshold,
+                                          relation_threshold=args.relation_threshold)
+    preds = list(predictor.stream(texts, batch_size=args.batch_size))
+    write_predictions(sys.stdout, names, preds, args.format)
     return 0
 
 
@@ -285,9 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lenient", action="store_true")
     sp.set_defaults(func=cmd_evaluate)
 
-    sp = sub.add_parser("predict", help="predict on text files ('-' reads stdin)")
+    sp = sub.add_parser("predict", help="predict on text files, folders, JSONL files ('-' reads stdin)")
     sp.add_argument("--model", required=True)
-    sp.add_argument("files", nargs="+")
+    sp.add_argument("files", nargs="+", help="text files, folders of .txt/.jsonl files, .jsonl files of "
+                    "{id, text} per line, or '-' for standard input")
+    sp.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    sp.add_argument("--threshold", type=float, default=0.0, help="drop entities scored below this")
+    sp.add_argument("--relation-threshold", type=float, default=None, help="override the run's relation threshold")
+    sp.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    sp.add_argument("--id-field", default="id", help="JSONL field naming the text")
     sp.add_argument("--format", default="table", choices=["table", "json", "jsonl", "labelstudio", "casualties"])
     sp.set_defaults(func=cmd_predict)
 

@@ -62,9 +62,14 @@ class NerOutput:
     spans: list[tuple[Span, float]]
 
 
-def _as_text(text: Any) -> str:
+def as_text(text: Any) -> str:
     """A text as ``str``: UTF-8 bytes are decoded (a byte-order mark dropped, so offsets are the
-    text's own), anything else but ``str`` is refused, and so are lone surrogates."""
+    text's own), anything else but ``str`` is refused, and so are lone surrogates.
+
+    Example:
+        >>> as_text("\\ufeffKyiv".encode("utf-8"))
+        'Kyiv'
+    """
     if isinstance(text, (bytes, bytearray)):
         try:
             return bytes(text).decode("utf-8-sig")
@@ -230,7 +235,7 @@ class Predictor:
         Example:
             >>> # p.predict("Wagner Group fighters shelled Bakhmut.").entities[0].label
         """
-        return self._predict_chunk([_as_text(text)], 8)[0]
+        return self._predict_chunk([as_text(text)], 8)[0]
 
     def predict_batch(self, texts: Sequence[str], batch_size: int = 8, *, chunk_size: int = CHUNK_SIZE,
                       progress: bool | None = None) -> list[Prediction]:
@@ -271,7 +276,7 @@ class Predictor:
         try:
             it = iter(texts)
             while chunk := list(itertools.islice(it, chunk_size)):
-                yield from self._predict_chunk([_as_text(t) for t in chunk], batch_size)
+                yield from self._predict_chunk([as_text(t) for t in chunk], batch_size)
                 if bar is not None:
                     bar.update(len(chunk))
         finally:

@@ -221,4 +221,4 @@ def _plots(out: Path, metrics, names, matrix, log_history: Path | None) -> list[
         fig.tight_layout()
         paths.append(out / "learning_curve.png")
         fig.savefig(paths[-1], dpi=110)
-        return paths
+    return paths
