@@ -217,14 +217,13 @@ def relation_f1_by_threshold(run_dir, docs, schema) -> dict[float, float]:
     from conflict_ie.evaluation import prf
     from conflict_ie.relation_inference import RelationExtractor
 
-    rx = RelationExtractor.from_pretrained(run_dir, schema=schema)
-    rx.threshold = 0.0
+    rx = RelationExtractor.from_pretrained(run_dir, schema=schema, threshold=0.0)  # every score, cut below
     key = lambda d, h, t, l: (d.id, h.start, h.end, t.start, t.end, l)  # noqa: E731
     gold, scored = set(), []
     for doc in docs:
         by_id = doc.span_by_id()
         gold |= {key(doc, by_id[r.head], by_id[r.tail], r.label) for r in doc.relations}
-        rels, _ = rx.classify(doc, doc.spans)
+        rels, _ = rx.classify(doc.text, doc.spans)
         scored += [(key(doc, h, t, l), s) for h, t, l, s in rels]
     out = {}
     for th in THRESHOLDS:
