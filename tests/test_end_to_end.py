@@ -46,6 +46,10 @@ def test_reload_and_predict(world, schema):
     p = Predictor.from_pretrained(world[0] / "run")
     text = "Wagner Group fighters killed 12 villagers in Bakhmut. " * 30  # longer than one window
     doc = p.predict(text)
+    # The tiny model has seen this sentence in training: it finds its figure in every copy, and
+    # with the run's relation threshold of 0 every allowed candidate is a relation.
+    figures = [e for e in doc.entities if e.label == "CASUALTY_FIGURE"]
+    assert len(figures) >= 30 and doc.relations and len(doc.casualties) == len(figures)
     assert all(e.text == text[e.start:e.end] and 0 <= e.score <= 1 for e in doc.entities)
     spans = [(e.start, e.end) for e in doc.entities]
     assert spans == sorted(spans) and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # no doubles
@@ -80,11 +84,18 @@ def test_evaluate_and_predict_cli(world, tmp_path, capsys):
     assert (tmp_path / "rep" / "report.md").exists()
     f = tmp_path / "a.txt"
     f.write_text("Wagner Group fighters killed 12 villagers in Bakhmut.")
+    outputs = {}
     for fmt in ("table", "json", "jsonl", "labelstudio", "casualties"):
+        capsys.readouterr()
         assert cli(["predict", "--model", str(run), str(f), "--format", fmt]) == 0
-    capsys.readouterr()
-    assert cli(["predict", "--model", str(run), str(f), "--format", "casualties"]) == 0
-    assert capsys.readouterr().out.startswith("file,text,start,end,count_min,count_max,approximate,casualty_type")
+        outputs[fmt] = capsys.readouterr().out
+    # What each format holds is pinned by tests/test_output_golden.py; here, that the CLI wrote it.
+    (as_json,) = json.loads(outputs["json"])
+    assert as_json["file"] == str(f) and as_json["entities"] and json.loads(outputs["jsonl"]) == as_json
+    assert json.loads(outputs["labelstudio"])[0]["predictions"][0]["result"]
+    assert outputs["table"].startswith(f"# {f}: {len(as_json['entities'])} entities")
+    assert outputs["casualties"].startswith("file,text,start,end,count_min,count_max,approximate,casualty_type")
+    assert len(outputs["casualties"].splitlines()) == 1 + len(as_json["casualties"])
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe\x00bad")
     assert cli(["predict", "--model", str(run), str(bad)]) == 2
@@ -98,4 +109,6 @@ def test_checkpoint_folder_loads(world):
     p = Predictor.from_pretrained(ckpt)
     assert p.schema.entity_labels == ("ARMED_GROUP", "OFFICIAL", "CASUALTY_FIGURE", "LOCATION", "WEAPON")
     assert p.relation_model is None
-    assert p.predict("Wagner Group fighters").casualties == ()
+    doc = p.predict("Wagner Group fighters killed 12 villagers in Bakhmut.")
+    # Entities without a relation model: figures are found, but no casualty record is built.
+    assert any(e.label == "CASUALTY_FIGURE" for e in doc.entities) and doc.casualties == () and not doc.relations

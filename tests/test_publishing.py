@@ -147,11 +147,17 @@ def test_hub_cache_layout_loads_offline(world, tmp_path):
     stage(world[0] / "run", snap, "owner/conflict-tiny")
     (cache / "models--owner--conflict-tiny" / "refs").mkdir(parents=True)
     (cache / "models--owner--conflict-tiny" / "refs" / "main").write_text(commit)
-    code = ("from conflict_ie import Predictor; "
+    text = "Wagner Group fighters killed 12 villagers in Bakhmut."
+    code = ("import json; from conflict_ie import Predictor; "
             "p = Predictor.from_pretrained('owner/conflict-tiny'); "
-            "print(len(p.predict('Wagner Group fighters killed 12 villagers in Bakhmut.').entities) >= 0, "
-            "p.relation_model is not None)")
+            f"print(json.dumps([p.relation_model is not None, p.predict({text!r}).to_dict()]))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)})
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.strip().endswith("True True")
+    has_relations, loaded = json.loads(res.stdout.strip().splitlines()[-1])
+    # The hub copy predicts what the run folder predicts.
+    from conflict_ie.predictor import Predictor
+
+    here = Predictor.from_pretrained(world[0] / "run").predict(text).to_dict()
+    assert has_relations and loaded["entities"] and [(e["label"], e["start"], e["end"]) for e in loaded["entities"]] \
+        == [(e["label"], e["start"], e["end"]) for e in here["entities"]]
