@@ -3,7 +3,7 @@
 The pushed folder loads with plain ``transformers`` (the NER model and tokenizer
 at the root, ``id2label`` in ``config.json``) and with ``Predictor.from_pretrained``
 (``relations/`` holds the relation and casualty-type model with its own config).
-The card is ``model_card.md`` (a Jinja template at the repository root) filled
+The card is ``conflict_ie/templates/model_card.md`` (a Jinja template shipped as package data) filled
 with numbers read from ``metrics.json``, ``train_config.yaml``,
 ``training_info.json`` and the corpus; its metadata is built with
 ``huggingface_hub.ModelCardData`` so that it follows the Hub's conventions.

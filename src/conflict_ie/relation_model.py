@@ -116,3 +116,9 @@ class RelationModel(PreTrainedModel):
                     losses.append(nn.functional.cross_entropy(logits[mine], attr_label[mine]))
             out["loss"] = torch.stack(losses).mean() if losses else states.sum() * 0.0
         return out
+
+
+# Registered so that the Auto classes know the folder's model type: AutoTokenizer reads config.json
+# to choose a tokenizer, and AutoModel.from_pretrained("RUN/relations") then builds this class.
+AutoConfig.register(RelationModelConfig.model_type, RelationModelConfig, exist_ok=True)
+AutoModel.register(RelationModelConfig, RelationModel, exist_ok=True)
