@@ -28,17 +28,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-HERE = Path(__file__).resolve().parent  # benchmarks/re3d
-ROOT = HERE.parents[1]  # the repository
-SCHEMA = HERE / "re3d-schema.yaml"
-
-
-def load_config(path, overrides=()):
-    """The training config with ``schema`` set to :data:`SCHEMA` by absolute path (the YAML's own
-    ``schema:`` is relative to the current directory); ``overrides`` come after, so they win."""
-    from conflict_ie.config import TrainConfig
-
-    return TrainConfig.load(path, [f"schema={json.dumps(str(SCHEMA))}", *overrides])
+# The benchmark's paths and its config loader (which sets the schema by absolute path); this
+# folder is on sys.path whenever a script of it runs.
+from bench_re3d import HERE, ROOT, SCHEMA, load_config  # noqa: E402,F401
 
 # Overrides are relative to the config as it is now, so the settings run before a default changed
 # spell out the old value (label_all_tokens=false before the first sweep, decoding=argmax before
