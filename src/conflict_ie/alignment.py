@@ -344,7 +344,8 @@ def decode_words(
     *,
     decoding: str = "argmax",
     word_probs: str = "first",
-) -> tuple[list[str], np.ndarray]:
+    return_probs: bool = False,
+) -> tuple[list[str], np.ndarray] | tuple[list[str], np.ndarray, np.ndarray]:
     """Merge window predictions into one tag and score per word.
 
     ``window_probs[k]`` holds the label probabilities of window ``k``'s text tokens
@@ -355,13 +356,14 @@ def decode_words(
     sub-token labelled). ``decoding``: ``argmax`` takes each word's likeliest tag (possibly
     ill-formed, e.g. ``I-X`` after ``O``; lenient scoring reads such tags as seqeval does);
     ``viterbi`` the likeliest well-formed BIO sequence (:func:`viterbi`).
-    The score of a word is the probability of the tag it got.
+    The score of a word is the probability of the tag it got. ``return_probs``: also return each
+    word's probabilities over all tags, ``(n_words, n_labels)`` (for uncertainty scores).
     """
     if decoding not in DECODINGS or word_probs not in WORD_PROBS:
         raise ValueError(f"decoding must be one of {DECODINGS} and word_probs one of {WORD_PROBS}")
     n_words = len(tdoc.words)
     if n_words == 0:
-        return [], np.zeros(0)
+        return ([], np.zeros(0), np.zeros((0, len(id2label)), np.float32)) if return_probs else ([], np.zeros(0))
     owner = pick_central(bounds, len(tdoc.ids))
     first = np.array([w.first_token for w in tdoc.words])
     win = owner[first]
@@ -386,4 +388,5 @@ def decode_words(
         best = viterbi(probs, *bio_constraints(id2label))
     else:
         best = probs.argmax(-1)
-    return [id2label[int(i)] for i in best], probs[np.arange(n_words), best]
+    tags, scores = [id2label[int(i)] for i in best], probs[np.arange(n_words), best]
+    return (tags, scores, probs) if return_probs else (tags, scores)

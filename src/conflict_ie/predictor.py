@@ -54,12 +54,14 @@ CHUNK_SIZE = 64
 
 @dataclass
 class NerOutput:
-    """Entity decoding of one text: words, raw word tags (for lenient scoring), spans."""
+    """Entity decoding of one text: words, raw word tags (for lenient scoring), spans, and each
+    word's probabilities over the BIO tags, ``(n_words, n_tags)`` (for uncertainty scores)."""
 
     tdoc: TokenizedDocument
     word_tags: list[str]
     word_scores: np.ndarray
     spans: list[tuple[Span, float]]
+    word_probs: np.ndarray | None = None
 
 
 def as_text(text: Any) -> str:
@@ -325,11 +327,11 @@ class Predictor:
         outputs = []
         for text, tdoc, bounds, doc_probs in zip(texts, tdocs, all_bounds, probs):
             if not tdoc.words:
-                outputs.append(NerOutput(tdoc, [], np.zeros(0), []))
+                outputs.append(NerOutput(tdoc, [], np.zeros(0), [], np.zeros((0, len(self.id2label)), np.float32)))
                 continue
-            tags, scores = decode_words(tdoc, bounds, doc_probs, self.id2label, decoding=self.decoding,
-                                        word_probs=self.word_probs)
+            tags, scores, word_probs = decode_words(tdoc, bounds, doc_probs, self.id2label, decoding=self.decoding,
+                                                    word_probs=self.word_probs, return_probs=True)
             spans = [(sp, score) for sp, score in spans_from_word_tags(tags, tdoc.words, scores, prefix="e", text=text)
                      if score >= self.threshold and _has_word_character(text[sp.start:sp.end])]
-            outputs.append(NerOutput(tdoc, tags, scores, spans))
+            outputs.append(NerOutput(tdoc, tags, scores, spans, word_probs))
         return outputs
