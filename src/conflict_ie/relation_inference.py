@@ -140,11 +140,11 @@ class RelationExtractor:
                 score = float(p[k])
                 if score < self.threshold or not self.schema.allows(label, h.label, t.label):
                     continue
-                if label in self._symmetric:
-                    h, t = sorted((h, t), key=lambda s: (s.start, s.end, s.id))
-                key = (h.id, t.id, label)
+                # A symmetric label: both directions were scored; keep the pair once, in text order.
+                a, b = sorted((h, t), key=lambda s: (s.start, s.end, s.id)) if label in self._symmetric else (h, t)
+                key = (a.id, b.id, label)
                 if key not in found or found[key][3] < score:
-                    found[key] = (h, t, label, score)
+                    found[key] = (a, b, label, score)
         relations = sorted(found.values(), key=lambda r: (r[0].start, r[1].start, r[2]))
         return relations, {k: tuple(v) for k, v in attributes.items()}
 

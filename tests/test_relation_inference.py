@@ -1,0 +1,59 @@
+"""Relation inference with a stub model: thresholds, several labels per pair, symmetric labels once."""
+
+import numpy as np
+import pytest
+from transformers import BertConfig
+
+from conflict_ie.documents import Span
+from conflict_ie.relation_data import marker_tokens
+from conflict_ie.relation_inference import RelationExtractor
+from conflict_ie.relation_model import RelationModel, RelationModelConfig
+from conflict_ie.schema import LabelSchema
+from tiny import word_tokenizer
+
+SCHEMA = LabelSchema.from_dict({
+    "name": "t", "entities": [{"label": "G"}, {"label": "P"}],
+    # The symmetric label comes first, so that a direction swapped for it would leak into the next.
+    "relations": [{"label": "ALLY", "symmetric": True, "pairs": [["G", "G"]]},
+                  {"label": "ATTACKS", "pairs": [["G", "G"]]},
+                  {"label": "IN", "pairs": [["G", "P"]]}]})
+TEXT = "Alpha attacked Beta in Gamma."
+A, B, C = Span("a", 0, 5, "G"), Span("b", 15, 19, "G"), Span("c", 23, 28, "P")
+
+
+def extractor(probs, threshold=0.5):
+    tok = word_tokenizer([TEXT])
+    tok.add_special_tokens({"additional_special_tokens": marker_tokens(SCHEMA)})
+    enc = BertConfig(vocab_size=len(tok), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=8).to_dict()
+    model = RelationModel(RelationModelConfig(encoder=enc, relation_labels=list(SCHEMA.relation_labels),
+                                              threshold=threshold, max_input_tokens=64))
+    rx = RelationExtractor(model, tok, SCHEMA)
+    # The model's probabilities per candidate (head id, tail id), in the schema's label order.
+    rx._run = lambda rows, batch_size: [np.array(probs[(r["_h"], r["_t"])]) for r in rows]
+    real_encode = rx.encoder.encode
+    object.__setattr__(rx.encoder, "encode", lambda prep, h, t: {**real_encode(prep, h, t), "_h": h.id,
+                                                                  "_t": t.id if t else None})
+    return rx
+
+
+def test_labels_threshold_direction_and_symmetry():
+    probs = {("a", "b"): [0.9, 0.8, 0.0], ("b", "a"): [0.7, 0.6, 0.0],
+             ("a", "c"): [0.0, 0.0, 0.55], ("b", "c"): [0.0, 0.0, 0.45]}
+    rels, attrs = extractor(probs).classify(TEXT, [A, B, C])
+    got = {(h.id, t.id, label, round(score, 2)) for h, t, label, score in rels}
+    # ALLY once, with the higher of its two directions; ATTACKS both ways, each its own direction;
+    # a pair keeps both of its labels; IN only where it reaches the threshold.
+    assert got == {("a", "b", "ALLY", 0.9), ("a", "b", "ATTACKS", 0.8), ("b", "a", "ATTACKS", 0.6),
+                   ("a", "c", "IN", 0.55)}
+    assert attrs == {}
+
+
+def test_threshold_override():
+    probs = {("a", "b"): [0.9, 0.8, 0.0], ("b", "a"): [0.7, 0.6, 0.0],
+             ("a", "c"): [0.0, 0.0, 0.55], ("b", "c"): [0.0, 0.0, 0.45]}
+    rx = extractor(probs)
+    rx.threshold = 0.85
+    assert [(h.id, t.id, label) for h, t, label, _ in rx.classify(TEXT, [A, B, C])[0]] == [("a", "b", "ALLY")]
+    with pytest.raises(Exception, match="threshold"):
+        RelationExtractor(rx.model, rx.encoder.tokenizer, SCHEMA, threshold=2.0)
