@@ -190,7 +190,8 @@ def test_cancelled_and_drafts_never_used(tmp_path, schema):
 
 
 def test_choose_annotation_unknown_policy():
-    with pytest.raises(ValueError, match="unknown annotation policy"):
+    from conflict_ie.errors import ConfigError
+    with pytest.raises(ConfigError, match="unknown annotation policy"):
         choose_annotation({"annotations": [{"id": 1}]}, "best")
 
 

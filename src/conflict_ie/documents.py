@@ -121,11 +121,50 @@ class Document:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a region or relation; ``reason`` is a short key used in counts."""
+    """One thing wrong with a region or relation; ``reason`` is a short key used in counts.
+
+    ``field`` names the part of the item at fault where known (``result[3].value.start``);
+    ``relation`` is true for a relation's problem (``region`` is then its head), so that a region
+    and a relation that starts at it are counted apart.
+    """
 
     reason: str
     region: str | None
     message: str
+    field: str | None = None
+    relation: bool = False
+
+
+#: Characters that may not begin or end a span: white space (``str.isspace``: spaces, tabs, new lines,
+#: NBSP, U+2028 ...) and the zero-width spaces, which are invisible at a span's edge just the same.
+#: U+FEFF is among them: a task text may begin with it (a byte-order mark kept by the import), and the
+#: text is kept as is so that Label Studio's offsets stay right, but no span may begin with it.
+ZERO_WIDTH = "\u200b\u2060\ufeff\u180e"
+
+
+def is_blank(char: str) -> bool:
+    """True for a character that may not begin or end a span.
+
+    Example:
+        >>> [is_blank(c) for c in (" ", "\\u00a0", "\\ufeff", "a", "-")]
+        [True, True, True, False, False]
+    """
+    return char.isspace() or char in ZERO_WIDTH
+
+
+def trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """``start``/``end`` moved inwards past blank characters (``start == end`` when all are blank).
+
+    Example:
+        >>> text = " Kyiv\\u00a0"
+        >>> trimmed(text, 0, 6), trimmed("   ", 0, 3)
+        ((1, 5), (3, 3))
+    """
+    while start < end and is_blank(text[start]):
+        start += 1
+    while end > start and is_blank(text[end - 1]):
+        end -= 1
+    return start, end
 
 
 def normalize_ws(text: str) -> str:
@@ -202,6 +241,7 @@ def check_relation(relation: Relation, spans: Mapping[str, Span], schema: LabelS
                 end,
                 f"relation {relation.label} {relation.head} -> {relation.tail}: region {end!r} does not exist "
                 "(or was skipped)",
+                relation=True,
             )
             return
     if schema is None:
@@ -211,6 +251,7 @@ def check_relation(relation: Relation, spans: Mapping[str, Span], schema: LabelS
             "unknown_relation_label",
             relation.head,
             f"relation label {relation.label!r} is not in the schema; known: {list(schema.relation_labels)}",
+            relation=True,
         )
         return
     head, tail = spans[relation.head], spans[relation.tail]
@@ -220,4 +261,5 @@ def check_relation(relation: Relation, spans: Mapping[str, Span], schema: LabelS
             relation.head,
             f"relation {relation.label} from {head.label} ({relation.head}) to {tail.label} ({relation.tail}) "
             f"is not allowed; allowed pairs: {[list(p) for p in schema.relation(relation.label).pairs]}",
+            relation=True,
         )

@@ -12,35 +12,56 @@ the relation symmetric). Older Label Studio versions wrote offsets in UTF-16
 code units; a region whose UTF-16 reading (and only that) gives back its
 ``value.text`` is repaired and counted in the report (``repaired``).
 
-Strict by default: the first bad region raises an :class:`InputError` naming
-the file, task, region and problem. ``lenient=True`` skips bad regions (and
-relations that lose an endpoint) and counts them by reason in the report.
+Strict by default: the first bad task, region or relation raises an :class:`InputError`
+naming the file, task, region and field. ``lenient=True`` skips bad tasks and regions (and
+relations that lose an endpoint), trims white space from span edges, and counts each by
+reason in the report. What a malformed export gets, in either mode: a field of the wrong
+JSON type (``annotations`` an object, ``result`` a string, an annotation a number) is named;
+a task id seen twice in one file is refused (lenient: the repeat is skipped, counted as
+``duplicate_task``); "latest" compares times as times, offsets included. A task text that
+begins with U+FEFF keeps it: Label Studio's offsets count it, so removing it would shift
+every span; no span may begin with it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from conflict_ie.documents import Document, Provenance, Span
-from conflict_ie.errors import InputError
+from conflict_ie.documents import Provenance
+from conflict_ie.errors import ConfigError, InputError
 from conflict_ie.labelstudio_json_min import is_json_min, json_min_results, read_json_min  # noqa: F401
-# The reading layer lives in labelstudio_regions (kept under the module size limit); its public names are
-# re-exported here, where callers have always imported them from.
-from conflict_ie.labelstudio_regions import (  # noqa: F401
-    ReadReport,
-    ReadResult,
-    _parse_time,
-    build_document,
-    parse_results,
-    utf16_to_code_points,
-)
+from conflict_ie.labelstudio_report import UNUSED, ReadReport, ReadResult
+# The reading layer lives in labelstudio_regions and the writers in labelstudio_writer (kept under the module
+# size limit); their public names are re-exported here, where callers have always imported them from.
+from conflict_ie.labelstudio_regions import build_document, parse_results, utf16_to_code_points  # noqa: F401
+from conflict_ie.labelstudio_values import OLDEST, json_type, lone_surrogate, parse_time, task_id_of
+from conflict_ie.labelstudio_writer import document_results, documents_to_tasks  # noqa: F401
 from conflict_ie.schema import LabelSchema
+from conflict_ie.textfile import read_text
+
+__all__ = ["POLICIES", "ReadReport", "ReadResult", "annotator_of", "build_document", "check_policy",
+           "choose_annotation", "document_results", "documents_to_tasks", "parse_results", "read_labelstudio",
+           "usable_annotations", "utf16_to_code_points"]
 
 #: Annotation choice policies (see :func:`choose_annotation`).
 POLICIES = ("ground_truth", "latest", "first")
+
+
+def check_policy(policy: Any) -> None:
+    """Raise a :class:`ConfigError` unless ``policy`` is one of :data:`POLICIES` or ``annotator:WHO``.
+
+    Example:
+        >>> check_policy("latest"); check_policy("annotator:ann@example.org")
+        >>> check_policy("newest")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+          ...
+        conflict_ie.errors.ConfigError: unknown annotation policy 'newest'; use one of ground_truth, latest, ...
+    """
+    if isinstance(policy, str) and (policy in POLICIES or (policy.startswith("annotator:") and policy[10:])):
+        return
+    raise ConfigError(f"unknown annotation policy {policy!r}; use one of {', '.join(POLICIES)} or annotator:WHO")
 
 
 def annotator_of(annotation: Mapping[str, Any]) -> str | None:
@@ -51,43 +72,110 @@ def annotator_of(annotation: Mapping[str, Any]) -> str | None:
     return None if who is None else str(who)
 
 
-def usable_annotations(task: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Annotations that may be training data: not cancelled (drafts live elsewhere and are never read)."""
-    return [a for a in task.get("annotations") or () if not a.get("was_cancelled")]
+def _annotations(task: Mapping[str, Any], where: str | None, task_id: Any) -> list[tuple[int, Mapping[str, Any]]]:
+    """``(index, annotation)`` for every annotation of a task, its structure checked."""
+    annotations = task.get("annotations")
+    if annotations is None:
+        return []
+    if not isinstance(annotations, list):
+        raise InputError(f"is {json_type(annotations)}, not a list of annotations", source=where, task=task_id,
+                         field="annotations", reason="malformed_task")
+    out = []
+    for i, annotation in enumerate(annotations):
+        if not isinstance(annotation, Mapping):
+            raise InputError(f"is {json_type(annotation)}, not an annotation object", source=where, task=task_id,
+                             field=f"annotations[{i}]", reason="malformed_task")
+        for flag in ("was_cancelled", "ground_truth"):
+            value = annotation.get(flag)
+            if value is not None and not isinstance(value, bool):
+                raise InputError(f"is {json_type(value)} ({value!r}), not true or false", source=where, task=task_id,
+                                 field=f"annotations[{i}].{flag}", reason="malformed_task")
+        out.append((i, annotation))
+    return out
 
 
-def choose_annotation(task: Mapping[str, Any], policy: str = "ground_truth") -> Mapping[str, Any] | None:
+def usable_annotations(task: Mapping[str, Any], *, where: str | None = None) -> list[Mapping[str, Any]]:
+    """Annotations that may be training data: not cancelled (drafts live elsewhere and are never read).
+
+    A malformed ``annotations`` list raises an :class:`InputError` naming the field.
+    """
+    return [a for _, a in _annotations(task, where, task_id_of(task, None, where)) if not a.get("was_cancelled")]
+
+
+def _choose(task: Mapping[str, Any], policy: str, where: str | None,
+            task_id: Any) -> tuple[int | None, Mapping[str, Any] | None, str]:
+    """``(index, annotation, "")`` for the chosen annotation, else ``(None, None, why)`` (a key of UNUSED)."""
+    annotations = _annotations(task, where, task_id)
+    candidates = [(i, a) for i, a in annotations if not a.get("was_cancelled")]
+    if policy.startswith("annotator:"):
+        who = policy.split(":", 1)[1]
+        mine = [(i, a) for i, a in candidates if annotator_of(a) == who or str(_user_id(a)) == who]
+        if candidates and not mine:
+            return None, None, "other_annotators"
+        candidates, policy = mine, "latest"
+    if not candidates:
+        drafts = task.get("drafts")
+        why = "cancelled" if annotations else "drafts" if isinstance(drafts, list) and drafts else "unannotated"
+        return None, None, why
+    if len(candidates) == 1:
+        return candidates[0][0], candidates[0][1], ""
+
+    def when(item: tuple[int, Mapping[str, Any]], *names: str):
+        i, annotation = item
+        for name in names:
+            value = annotation.get(name)
+            if value is not None and value != "":
+                try:
+                    return parse_time(value), _id_key(annotation)
+                except ValueError as exc:
+                    raise InputError(str(exc), source=where, task=task_id, field=f"annotations[{i}].{name}",
+                                     reason="malformed_task") from None
+        return OLDEST, _id_key(annotation)
+
+    def latest(item):
+        return when(item, "updated_at", "created_at")
+
+    if policy == "ground_truth":
+        chosen = max([c for c in candidates if c[1].get("ground_truth")] or candidates, key=latest)
+    elif policy == "latest":
+        chosen = max(candidates, key=latest)
+    else:  # "first"
+        chosen = min(candidates, key=lambda item: when(item, "created_at"))
+    return chosen[0], chosen[1], ""
+
+
+def _id_key(annotation: Mapping[str, Any]) -> tuple[int, Any]:
+    # Ties in time go to the higher id; integer ids compare as numbers (10 after 9), others as strings.
+    value = annotation.get("id")
+    return (0, value) if isinstance(value, int) and not isinstance(value, bool) else (1, str(value))
+
+
+def choose_annotation(task: Mapping[str, Any], policy: str = "ground_truth", *,
+                      where: str | None = None) -> Mapping[str, Any] | None:
     """Pick the one annotation of a task that becomes the document.
 
     Policies:
       - ``ground_truth`` (default): the annotation marked ground truth, else the latest updated;
-      - ``latest``: the most recently updated;
+      - ``latest``: the most recently updated (``updated_at``, else ``created_at``);
       - ``first``: the earliest created;
       - ``annotator:WHO``: the latest by that annotator (user id or e-mail), else none.
-    Cancelled annotations are never chosen; drafts are never read.
+    Cancelled annotations are never chosen; drafts are never read. Times are compared as times
+    (ISO 8601, any UTC offset; a time without one is UTC), so ``10:00+02:00`` is before ``09:00Z``;
+    an annotation without a time is the oldest. An unknown policy raises :class:`ConfigError`, a
+    time that is not ISO 8601 an :class:`InputError` naming the field.
 
     Example:
         >>> t = {"annotations": [{"id": 1, "updated_at": "2024-01-02", "result": []},
         ...                      {"id": 2, "updated_at": "2024-01-01", "ground_truth": True, "result": []}]}
         >>> choose_annotation(t)["id"], choose_annotation(t, "latest")["id"]
         (2, 1)
+        >>> t = {"annotations": [{"id": 1, "updated_at": "2024-05-01T10:00:00+02:00"},
+        ...                      {"id": 2, "updated_at": "2024-05-01T09:00:00Z"}]}
+        >>> choose_annotation(t, "latest")["id"]   # 08:00 UTC against 09:00 UTC
+        2
     """
-    candidates = usable_annotations(task)
-    if policy.startswith("annotator:"):
-        who = policy.split(":", 1)[1]
-        candidates = [a for a in candidates if annotator_of(a) == who or str(_user_id(a)) == who]
-        policy = "latest"
-    if not candidates:
-        return None
-    latest = lambda a: (_parse_time(a.get("updated_at") or a.get("created_at")), str(a.get("id")))  # noqa: E731
-    if policy == "ground_truth":
-        gt = [a for a in candidates if a.get("ground_truth")]
-        return max(gt or candidates, key=latest)
-    if policy == "latest":
-        return max(candidates, key=latest)
-    if policy == "first":
-        return min(candidates, key=lambda a: (_parse_time(a.get("created_at")), str(a.get("id"))))
-    raise ValueError(f"unknown annotation policy {policy!r}; use one of {POLICIES} or 'annotator:WHO'")
+    check_policy(policy)
+    return _choose(task, policy, where, task_id_of(task, None, where))[1]
 
 
 def _user_id(annotation: Mapping[str, Any]) -> Any:
@@ -98,16 +186,13 @@ def _user_id(annotation: Mapping[str, Any]) -> Any:
 def _load_json(source: str | Path | Sequence[Any]) -> tuple[list[Any], str]:
     if isinstance(source, (str, Path)):
         path = Path(source)
+        raw = read_text(path)
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror}", source=path) from None
-        try:
-            data = json.loads(raw.decode("utf-8-sig"))
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", source=path) from None
+            data = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InputError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", source=path) from None
+            raise InputError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", source=str(path)) from None
+        except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits; nesting too deep
+            raise InputError(f"not JSON that can be read: {exc}"[:300], source=str(path)) from None
         name = str(path)
     else:
         data, name = source, "<tasks>"
@@ -115,11 +200,12 @@ def _load_json(source: str | Path | Sequence[Any]) -> tuple[list[Any], str]:
         data = [data]  # a single task, as the task page's JSON view gives it
     if not isinstance(data, list):
         raise InputError(
-            f"not a list of tasks (got a JSON {type(data).__name__}); export the project as JSON", source=name
+            f"not a list of tasks (got {json_type(data)}); export the project as JSON", source=name
         )
     for i, task in enumerate(data):
         if not isinstance(task, Mapping):
-            raise InputError(f"item {i} is a JSON {type(task).__name__}, not a task object", source=name)
+            raise InputError(f"item {i} is {json_type(task)}, not a task object", source=name, task=f"#{i}",
+                             reason="malformed_task")
     return data, name
 
 
@@ -134,8 +220,10 @@ def read_labelstudio(
     """Read a Label Studio full JSON (or JSON_MIN) export into Documents.
 
     ``schema`` checks labels, attributes and relation types (``None`` skips those checks).
-    Tasks without a usable annotation are counted (``no_annotation``), not turned into
-    empty documents, since an unannotated article is not a negative example.
+    Tasks without a usable annotation are counted (``no_annotation``, and why in
+    ``report.unused``), not turned into empty documents, since an unannotated article is not a
+    negative example. An export that gives no document at all is returned as such (the CLI
+    refuses it: :meth:`ReadResult.require_documents`).
 
     Example:
         >>> region = {"id": "a", "type": "labels", "from_name": "label", "to_name": "text",
@@ -146,163 +234,73 @@ def read_labelstudio(
         >>> [(s.label, s.start, s.end) for s in res.documents[0].spans]
         [('ARMED_GROUP', 0, 12)]
     """
+    check_policy(policy)
     tasks, where = _load_json(source)
     text_field = text_field or (schema.text_field if schema else "text")
     report = ReadReport(n_tasks=len(tasks))
     if is_json_min(tasks, text_field):
         return read_json_min(tasks, schema, text_field=text_field, lenient=lenient, where=where, report=report)
     documents = []
+    seen: dict[str, int] = {}
     for index, task in enumerate(tasks):
-        task_id = task.get("id", f"#{index}")
-        data = task.get("data")
-        if not isinstance(data, Mapping):
-            raise InputError("has no 'data' object; is this a Label Studio export?", source=where, task=task_id)
-        text = data.get(text_field)
-        if not isinstance(text, str):
-            problem = (
-                f"data has no text field {text_field!r} (fields: {sorted(data)}); pass text_field=/--text-field"
-                if text is None
-                else f"data.{text_field} is a {type(text).__name__}, not a string"
-            )
+        try:
+            document = _read_task(task, index, seen, schema, text_field=text_field, policy=policy, lenient=lenient,
+                                  report=report, where=where)
+        except InputError as exc:
             if not lenient:
-                raise InputError(problem, source=where, task=task_id, reason="missing_text")
-            report.add("missing_text", f"{where}, task {task_id}: {problem}")
+                raise
+            report.add(exc.reason, str(exc))
             continue
-        annotation = choose_annotation(task, policy)
-        if annotation is None:
-            report.add("no_annotation", f"{where}, task {task_id}: no usable annotation under policy {policy!r}")
-            continue
-        provenance = Provenance(
-            source=where,
-            task_id=str(task_id),
-            annotation_id=None if annotation.get("id") is None else str(annotation["id"]),
-            annotator=annotator_of(annotation),
-            fields={
-                "data": {k: v for k, v in data.items() if k != text_field},
-                "meta": dict(task.get("meta") or {}),
-            },
-        )
-        documents.append(
-            build_document(
-                str(task_id),
-                text,
-                annotation.get("result") or [],
-                schema,
-                provenance=provenance,
-                lenient=lenient,
-                report=report,
-                where=where,
-            )
-        )
+        if document is not None:
+            documents.append(document)
     report.n_documents = len(documents)
-    return ReadResult(documents, report)
+    return ReadResult(documents, report, where)
 
 
-# ----------------------------------------------------------------------------- writing
-def document_results(
-    doc: Document, *, from_name: str = "label", to_name: str = "text", scores: Mapping[str, float] | None = None,
-    symmetric: Iterable[str] = (),
-) -> list[dict[str, Any]]:
-    """A document's spans, per-region attributes and relations as Label Studio result items.
-
-    Relations whose label is in ``symmetric`` are written with ``direction: "bi"``.
-
-    Example:
-        >>> d = Document("1", "22 people died", (Span("c1", 0, 9, "CASUALTY_FIGURE", {"casualty_type": "killed"}),))
-        >>> [r["type"] for r in document_results(d)]
-        ['labels', 'choices']
-    """
-    out: list[dict[str, Any]] = []
-    for span in doc.spans:
-        value = {"start": span.start, "end": span.end, "text": doc.text[span.start : span.end]}
-        item = {
-            "id": span.id,
-            "from_name": from_name,
-            "to_name": to_name,
-            "type": "labels",
-            "value": {**value, "labels": [span.label]},
-        }
-        if scores and span.id in scores:
-            item["score"] = float(scores[span.id])
-        out.append(item)
-        for name, choice in span.attributes.items():
-            out.append(
-                {"id": span.id, "from_name": name, "to_name": to_name, "type": "choices",
-                 "value": {**value, "choices": [choice]}}
-            )
-    symmetric = set(symmetric)
-    for rel in doc.relations:
-        direction = "bi" if rel.label in symmetric else "right"
-        out.append(
-            {"from_id": rel.head, "to_id": rel.tail, "type": "relation", "direction": direction, "labels": [rel.label]}
+def _read_task(task: Mapping[str, Any], index: int, seen: dict[str, int], schema: LabelSchema | None, *,
+               text_field: str, policy: str, lenient: bool, report: ReadReport, where: str):
+    """One task as a Document (None when it has no usable annotation); structural problems raise."""
+    task_id = task_id_of(task, index, where)
+    key = str(task_id)
+    if key in seen:
+        raise InputError(f"the task appears twice in the file (items {seen[key]} and {index}); each task is read "
+                         "once", source=where, task=task_id, field="id", reason="duplicate_task")
+    seen[key] = index
+    data = task.get("data")
+    if not isinstance(data, Mapping):
+        raise InputError(f"'data' is {json_type(data)}, not an object; is this a Label Studio export?",
+                         source=where, task=task_id, field="data", reason="malformed_task")
+    text = data.get(text_field)
+    if not isinstance(text, str):
+        problem = (
+            f"data has no text field {text_field!r} (fields: {sorted(map(str, data))}); pass text_field=/--text-field"
+            if text is None
+            else f"data.{text_field} is {json_type(text)}, not a string"
         )
-    return out
+        raise InputError(problem, source=where, task=task_id, field=f"data.{text_field}", reason="missing_text")
+    meta = task.get("meta")
+    if meta is not None and not isinstance(meta, Mapping):
+        raise InputError(f"is {json_type(meta)}, not an object", source=where, task=task_id, field="meta",
+                         reason="malformed_task")
+    chosen, annotation, why = _choose(task, policy, where, task_id)
+    if annotation is None:
+        report.unused[why] += 1
+        report.add("no_annotation", f"{where}, task {task_id}: no usable annotation under policy {policy!r} "
+                                    f"({UNUSED[why]})")
+        return None
+    # Strings with lone surrogates (JSON "\ud800") cannot be written to the corpus, nor read by a tokenizer.
+    bad = lone_surrogate({"data": data, "meta": meta or {}, f"annotations[{chosen}]": annotation})
+    if bad is not None:
+        raise InputError("holds a lone surrogate (a JSON \\ud800-style escape that is half a character); no file "
+                         "or tokenizer can hold it", source=where, task=task_id, field=bad, reason="lone_surrogate")
+    provenance = Provenance(
+        source=where,
+        task_id=str(task_id),
+        annotation_id=None if annotation.get("id") is None else str(annotation["id"]),
+        annotator=annotator_of(annotation),
+        fields={"data": {k: v for k, v in data.items() if k != text_field}, "meta": dict(meta or {})},
+    )
+    return build_document(str(task_id), text, annotation.get("result"), schema, provenance=provenance,
+                          lenient=lenient, report=report, where=where, field=f"annotations[{chosen}].result")
 
 
-def documents_to_tasks(
-    documents: Iterable[Document],
-    *,
-    text_field: str = "text",
-    annotator: Mapping[str, Any] | int = 1,
-    project: int = 1,
-    created_at: str = "2026-01-01T00:00:00.000000Z",
-    first_id: int = 1,
-) -> list[dict[str, Any]]:
-    """Documents as a Label Studio full JSON export (one ground-truth annotation per task).
-
-    ``data`` gets the text plus the document's ``provenance.fields['data']``; ``meta`` its
-    ``provenance.fields['meta']``. Timestamps are fixed so that the output is reproducible.
-    """
-    tasks = []
-    for n, doc in enumerate(documents):
-        task_id = first_id + n
-        fields = doc.provenance.fields or {}
-        results = document_results(doc)
-        tasks.append(
-            {
-                "id": task_id,
-                "annotations": [
-                    {
-                        "id": task_id,
-                        "completed_by": annotator,
-                        "result": results,
-                        "was_cancelled": False,
-                        "ground_truth": True,
-                        "created_at": created_at,
-                        "updated_at": created_at,
-                        "draft_created_at": None,
-                        "lead_time": 0.0,
-                        "prediction": {},
-                        "result_count": len(results),
-                        "unique_id": hashlib.sha1(f"{doc.id}".encode()).hexdigest()[:36],
-                        "import_id": None,
-                        "last_action": None,
-                        "bulk_created": False,
-                        "task": task_id,
-                        "project": project,
-                        "updated_by": annotator if isinstance(annotator, int) else annotator.get("id"),
-                        "parent_prediction": None,
-                        "parent_annotation": None,
-                        "last_created_by": None,
-                    }
-                ],
-                "file_upload": None,
-                "drafts": [],
-                "predictions": [],
-                "data": {text_field: doc.text, **dict(fields.get("data") or {})},
-                "meta": dict(fields.get("meta") or {}),
-                "created_at": created_at,
-                "updated_at": created_at,
-                "inner_id": task_id,
-                "total_annotations": 1,
-                "cancelled_annotations": 0,
-                "total_predictions": 0,
-                "comment_count": 0,
-                "unresolved_comment_count": 0,
-                "last_comment_updated_at": None,
-                "project": project,
-                "updated_by": annotator if isinstance(annotator, int) else annotator.get("id"),
-                "comment_authors": [],
-            }
-        )
-    return tasks
