@@ -10,7 +10,7 @@ def spans(doc):
 
 def test_wild_file_variants(tmp_path, schema):
     raw = ("-DOCSTART- -X- O O\r\n\r\n"
-           "Wagner\tNNP\tB-NP\tB-ARMED_GROUP\r\n"
+           "Wagner NNP B-NP B-ARMED_GROUP\r\n"
            "Group NNP  I-NP   I-ARMED_GROUP\r\n"
            "hit VBD O\r\n"
            "Kyiv NNP B-LOCATION\r\n"
@@ -27,7 +27,16 @@ def test_wild_file_variants(tmp_path, schema):
     assert docs[0].text == "Wagner Group hit Kyiv\nZelenskiy"
     assert spans(docs[0]) == [("Wagner Group", "ARMED_GROUP"), ("Kyiv", "LOCATION"), ("Zelenskiy", "OFFICIAL")]
     assert spans(docs[1]) == [("drones", "WEAPON")]
-    assert report.n_sentences == 3 and not report.repaired
+    assert report.n_sentences == 3 and not report.repaired and report.separator == "space"
+
+
+def test_tab_file_with_a_space_separated_line_is_refused(tmp_path, schema):
+    # In a tab file a token may hold spaces, so a line without a tab cannot be split safely.
+    p = tmp_path / "mixed.tsv"
+    p.write_text("-DOCSTART- -X- O O\n\nWagner\tNNP\tB-ARMED_GROUP\nGroup NNP I-ARMED_GROUP\n")
+    with pytest.raises(InputError, match=r"mixed\.tsv: line 4: 'Group NNP I-ARMED_GROUP' has no tab, but the file "
+                                         r"separates columns with tabs \(line 3 does\)"):
+        read_conll(p, schema)
 
 
 def test_iob1_and_stray_i_repaired_like_seqeval(tmp_path, schema):
