@@ -10,9 +10,16 @@ from conflict_ie.errors import InputError
 from factories import good_task, write
 
 
+def task(i):
+    """good_task(i) with a text of its own (the regions are at the start, so their offsets hold)."""
+    t = good_task(i)
+    t["data"]["text"] += f" Report {i}."
+    return t
+
+
 def docs_from(n, schema):
     from conflict_ie.labelstudio import read_labelstudio
-    return read_labelstudio([good_task(i) for i in range(1, n + 1)], schema).documents
+    return read_labelstudio([task(i) for i in range(1, n + 1)], schema).documents
 
 
 def test_features_and_round_trip(tmp_path, schema):
@@ -71,7 +78,7 @@ def test_bad_ratios():
 
 
 def test_cli_named_splits(tmp_path, schema):
-    a = write(tmp_path, [good_task(1), good_task(2)], "a.json")
+    a = write(tmp_path, [task(1), task(2)], "a.json")
     conll = tmp_path / "b.txt"
     conll.write_text("Kyiv B-LOCATION\nburns O\n")
     out = subprocess.run([sys.executable, "-m", "conflict_ie.cli", "corpus", "build", "--input", f"train={a}",

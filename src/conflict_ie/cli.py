@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from conflict_ie.errors import ConflictIEError, InputError
+from conflict_ie.errors import ConfigError, ConflictIEError, InputError
 
 
 def _schema(args):
@@ -37,16 +38,65 @@ def cmd_schema_config(args) -> int:
     return 0
 
 
+SPLIT_NAMES = ("train", "validation", "test")
+
+
 def _split_arg(value: str) -> tuple[str | None, str]:
-    """``train=path`` -> (``train``, ``path``); ``path`` -> (None, ``path``)."""
+    """``train=path`` -> (``train``, ``path``); ``path`` -> (None, ``path``); ``dev=path`` is refused.
+
+    Example:
+        >>> _split_arg("test=a.json"), _split_arg("a.json")
+        (('test', 'a.json'), (None, 'a.json'))
+    """
     name, sep, path = value.partition("=")
-    if sep and name in ("train", "validation", "test"):
+    if sep and name in SPLIT_NAMES:
+        if not path:
+            raise ConfigError(f"{value!r} names the {name} split but no file; write {name}=FILE")
         return name, path
+    if sep and name.isidentifier() and not Path(value).exists():
+        raise ConfigError(f"{value!r}: {name!r} is not a split; name one of {', '.join(SPLIT_NAMES)} (train=FILE), "
+                          "or give a path alone")
     return None, value
 
 
+def _ratios(value: str) -> tuple[float, float, float]:
+    """``--ratios`` as three finite, non-negative numbers (:class:`SplitSpec` checks that they sum to 1).
+
+    Example:
+        >>> _ratios("0.7/0.2/0.1")
+        (0.7, 0.2, 0.1)
+    """
+    usage = f"--ratios is TRAIN/VALIDATION/TEST, three numbers >= 0 that sum to 1 (e.g. 0.8/0.1/0.1); got {value!r}"
+    try:
+        ratios = tuple(float(x) for x in value.split("/"))
+    except ValueError:
+        raise ConfigError(usage) from None
+    if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios):
+        raise ConfigError(usage)
+    return ratios  # type: ignore[return-value]
+
+
+def _writable_folder(value: str, option: str = "--out") -> Path:
+    """The folder ``value`` if it is one or can be made: not a file, not under a file, writable."""
+    out = Path(value)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{option} {value} is a file; give a folder (it is created if missing)")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{option} {value} cannot be made: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {value} cannot be written: no write permission in {probe}")
+    return out
+
+
 def read_inputs(args, schema):
-    """Read --input (Label Studio) and --conll files; returns [(split or None, docs, source)]."""
+    """Read --input (Label Studio) and --conll files; returns [(split or None, docs, source)].
+
+    An input that gives no document is refused, with what it held (an empty list, only cancelled
+    annotations or drafts, only ``-DOCSTART-`` lines).
+    """
     from conflict_ie.conll import read_conll
     from conflict_ie.labelstudio import read_labelstudio
 
@@ -55,11 +105,13 @@ def read_inputs(args, schema):
         split, path = _split_arg(value)
         res = read_labelstudio(path, schema, text_field=args.text_field, policy=args.policy, lenient=args.lenient)
         _print_report(res.report)
-        out.append((split, res.documents, path))
+        out.append((split, res.require_documents(), path))
     for value in args.conll or ():
         split, path = _split_arg(value)
-        docs, rep = read_conll(path, schema)
+        docs, rep = read_conll(path, schema, lenient=args.lenient)
         print(rep.summary(), file=sys.stderr)
+        if not docs:
+            raise InputError(f"no documents to read: {rep.found()}", source=path, reason="empty")
         out.append((split, docs, path))
     if not out:
         raise InputError("give at least one --input EXPORT.json or --conll FILE")
@@ -67,23 +119,34 @@ def read_inputs(args, schema):
 
 
 def cmd_corpus_build(args) -> int:
-    from conflict_ie.corpus import SPLITS, SplitSpec, build_corpus, save_corpus, split_documents
+    from conflict_ie.corpus import SPLITS, SplitSpec, build_corpus, deduplicate, save_corpus, split_documents
+    from conflict_ie.labelstudio import check_policy
 
+    # Options first: a typo should not cost reading the exports.
+    check_policy(args.policy)
+    spec = SplitSpec(*_ratios(args.ratios), seed=args.seed, by_field=args.split_field)
+    out = _writable_folder(args.out)
     schema = _schema(args)
     parts = read_inputs(args, schema)
     named = [p for p in parts if p[0] is not None]
+    if named and len(named) != len(parts):
+        raise InputError("when one input names its split (train=FILE), every input must")
     if named:
-        if len(named) != len(parts):
-            raise InputError("when one input names its split (train=FILE), every input must")
-        splits = {s: [d for split, docs, _ in parts if split == s for d in docs] for s in SPLITS}
+        given = {s: [d for split, docs, _ in parts if split == s for d in docs] for s in SPLITS}
     else:
-        docs = [d for _, ds, _ in parts for d in ds]
-        ratios = [float(x) for x in args.ratios.split("/")]
-        if len(ratios) != 3:
-            raise InputError(f"--ratios is TRAIN/VALIDATION/TEST, got {args.ratios!r}")
-        splits = split_documents(docs, SplitSpec(*ratios, seed=args.seed, by_field=args.split_field))
+        given = {"": [d for _, ds, _ in parts for d in ds]}
+    # One article twice (in one file, or in two splits) is refused, or with --lenient dropped and counted.
+    kept, duplicates = deduplicate(given, lenient=args.lenient)
+    if duplicates.dropped:
+        print(duplicates.summary(), file=sys.stderr)
+        for message in duplicates.messages[:50]:
+            print(f"  dropped: {message}", file=sys.stderr)
+    splits = kept if named else split_documents(kept[""], spec)
     corpus = build_corpus(splits, schema)
-    save_corpus(corpus, schema, args.out, sources=[p[2] for p in parts])
+    try:
+        save_corpus(corpus, schema, out, sources=[p[2] for p in parts])
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot write the corpus: {exc.strerror or exc}") from None
     print(f"wrote {args.out}: " + ", ".join(f"{k}={len(v)}" for k, v in corpus.items()) + " documents")
     if args.push_to_hub:
         try:
@@ -154,7 +217,11 @@ def _gold_documents(args):
         corpus, schema = load_corpus(args.corpus)
         if args.split not in corpus:
             raise InputError(f"{args.corpus} has no split {args.split!r}; it has {list(corpus)}")
-        return documents_of(corpus[args.split], schema)
+        docs = documents_of(corpus[args.split], schema)
+        if not docs:
+            raise InputError(f"the {args.split} split is empty: no documents to evaluate on", source=args.corpus,
+                             reason="empty")
+        return docs
     from conflict_ie.schema import LabelSchema
 
     model_dir = Path(args.model)
@@ -162,9 +229,11 @@ def _gold_documents(args):
     if args.input:
         res = read_labelstudio(args.input, schema, lenient=args.lenient)
         _print_report(res.report)
-        return res.documents
-    docs, rep = read_conll(args.conll, schema)
+        return res.require_documents()
+    docs, rep = read_conll(args.conll, schema, lenient=args.lenient)
     print(rep.summary(), file=sys.stderr)
+    if not docs:
+        raise InputError(f"no documents to read: {rep.found()}", source=args.conll, reason="empty")
     return docs
 
 
@@ -260,6 +329,30 @@ def cmd_publish(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from conflict_ie.serve import cmd_serve as serve
+
+    return serve(args)
+
+
+def cmd_extract(args) -> int:
+    from conflict_ie.extract import cmd_extract as extract
+
+    return extract(args)
+
+
+def cmd_labelstudio_preannotate(args) -> int:
+    from conflict_ie.labelstudio_loop import cmd_preannotate
+
+    return cmd_preannotate(args)
+
+
+def cmd_labelstudio_rank(args) -> int:
+    from conflict_ie.labelstudio_loop import cmd_rank
+
+    return cmd_rank(args)
+
+
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="conflict-ie", description="Conflict news -> entities, relations, casualties.")
@@ -273,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--text-field", default=None, help="task data field holding the text (schema default)")
         sp.add_argument("--policy", default="ground_truth",
                         help="which annotation of a task: ground_truth (default), latest, first, annotator:WHO")
-        sp.add_argument("--lenient", action="store_true", help="skip bad regions (counted) instead of failing")
+        sp.add_argument("--lenient", action="store_true",
+                        help="instead of failing: skip bad tasks and regions, trim white space at span edges, drop "
+                        "repeated documents (each counted)")
 
     s = sub.add_parser("schema", help="label schema tools").add_subparsers(dest="what", required=True)
     sp = s.add_parser("labelstudio-config", help="print the Label Studio labeling config XML")
@@ -293,6 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--texts", required=True, help="a folder of .txt files or a JSONL file of {text, ...}")
     sp.add_argument("--title", default="Conflict news")
     sp.set_defaults(func=cmd_labelstudio_init)
+    from conflict_ie.labelstudio_loop import add_preannotate_arguments, add_rank_arguments
+
+    sp = ls.add_parser("preannotate", help="predict the unannotated tasks and import them as predictions")
+    add_preannotate_arguments(sp)
+    sp.set_defaults(func=cmd_labelstudio_preannotate)
+    sp = ls.add_parser("rank", help="score unannotated tasks by uncertainty; a view lists the least certain first")
+    add_rank_arguments(sp)
+    sp.set_defaults(func=cmd_labelstudio_rank)
 
     sp = sub.add_parser("agreement", help="inter-annotator span F1 per label")
     sp.add_argument("export")
@@ -331,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--corpus")
     sp.add_argument("--split", default="test")
     sp.add_argument("--report-dir", default=None)
-    sp.add_argument("--lenient", action="store_true")
+    sp.add_argument("--lenient", action="store_true", help="skip bad tasks and regions (counted) instead of failing")
     sp.set_defaults(func=cmd_evaluate)
 
     sp = sub.add_parser("predict", help="predict on text files, folders, JSONL files ('-' reads stdin)")
@@ -345,6 +448,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--id-field", default="id", help="JSONL field naming the text")
     sp.add_argument("--format", default="table", choices=["table", "json", "jsonl", "labelstudio", "casualties"])
     sp.set_defaults(func=cmd_predict)
+
+    from conflict_ie.serve import add_arguments as serve_arguments
+
+    sp = sub.add_parser("serve", help="HTTP server: /predict, a page to try the model, a Label Studio ML backend")
+    serve_arguments(sp)
+    sp.set_defaults(func=cmd_serve)
+
+    from conflict_ie.extract import add_extract_arguments
+
+    sp = sub.add_parser("extract", help="event tables (Parquet) from JSONL/Parquet archives; resumable; --engine ray")
+    add_extract_arguments(sp)
+    sp.set_defaults(func=cmd_extract)
 
     sp = sub.add_parser("publish", help="push a run to the Hugging Face Hub (or --dry-run)")
     sp.add_argument("run_dir")
@@ -367,6 +482,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"conflict-ie: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A file or folder the system refused (missing, not writable, disk full): the user's to fix, not a bug.
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"conflict-ie: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("conflict-ie: interrupted", file=sys.stderr)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import random
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -119,28 +120,112 @@ def documents_of(dataset: datasets.Dataset, schema: LabelSchema) -> list[Documen
     return [from_row(row, schema) for row in dataset]
 
 
+@dataclass
+class DuplicateReport:
+    """Documents :func:`deduplicate` dropped (lenient), by reason, each with a message naming both copies."""
+
+    dropped: Counter = field(default_factory=Counter)
+    messages: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.dropped:
+            return "no duplicate documents"
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(self.dropped.items()))
+        return f"dropped {sum(self.dropped.values())} duplicate document(s): {counts}"
+
+
+def _origin(doc: Document) -> str:
+    prov = doc.provenance
+    where = prov.source or "<documents>"
+    return f"{where}, task {prov.task_id}" if prov.task_id is not None else f"{where}, document {doc.id}"
+
+
+def _text_key(text: str) -> str:
+    # The same article, whatever runs of white space or a byte-order mark an export added.
+    return " ".join(text.replace("\ufeff", " ").split())
+
+
+#: The order in which :func:`deduplicate` visits named splits: the held-out ones first, so that the copy kept
+#: is the one in the held-out split and the training split loses the leak.
+_KEEP_ORDER = ("test", "validation", "train")
+
+
+def deduplicate(splits: Mapping[str, Sequence[Document]] | Sequence[Document], *, lenient: bool = False,
+                by_text: bool = True) -> tuple[dict[str, list[Document]], DuplicateReport]:
+    """Refuse documents that repeat another, within a split and across splits, by id or by text.
+
+    Two documents are the same when they have the same id (a Label Studio task id) or, with
+    ``by_text``, the same text (compared with runs of white space collapsed). Strict: an
+    :class:`InputError` naming the file and task of both copies (up to five pairs, and how many
+    there are). ``lenient``: the repeat is dropped and counted; of a document in two splits, the
+    copy in the held-out split (test, then validation) is kept. A plain sequence of documents is
+    one split, ``""``. ``conflict-ie corpus build`` calls this on everything it read;
+    :func:`split_documents` checks ids only (``by_text=False``), so call this first to check texts.
+
+    Example:
+        >>> a, b = Document("1", "Kyiv was hit."), Document("2", "Kyiv  was hit.")
+        >>> kept, report = deduplicate({"train": [a], "test": [b]}, lenient=True)
+        >>> [d.id for d in kept["train"]], [d.id for d in kept["test"]], dict(report.dropped)
+        ([], ['2'], {'duplicate_text': 1})
+    """
+    if not isinstance(splits, Mapping):
+        splits = {"": list(splits)}
+    order = [s for s in _KEEP_ORDER if s in splits] + [s for s in splits if s not in _KEEP_ORDER]
+    by_id: dict[str, tuple[str, Document]] = {}
+    texts: dict[str, tuple[str, Document]] = {}
+    kept: dict[str, list[Document]] = {name: [] for name in splits}
+    report = DuplicateReport()
+    for name in order:
+        for doc in splits[name]:
+            reason, first = None, None
+            if doc.id in by_id:
+                reason, (first_split, first) = "duplicate_id", by_id[doc.id]
+            elif by_text and _text_key(doc.text) in texts:
+                reason, (first_split, first) = "duplicate_text", texts[_text_key(doc.text)]
+            if reason is None:
+                by_id[doc.id] = texts[_text_key(doc.text)] = (name, doc)
+                kept[name].append(doc)
+                continue
+            same = "the same id" if reason == "duplicate_id" else "the same text"
+            if reason == "duplicate_id" and doc.text != first.text:
+                same = "the same id but another text"
+            place = (lambda split: f" ({split})") if any(splits) else (lambda split: "")
+            report.dropped[reason] += 1
+            report.messages.append(f"{_origin(doc)}{place(name)} has {same} as {_origin(first)}{place(first_split)}")
+    if report.dropped and not lenient:
+        n = sum(report.dropped.values())
+        shown = "; ".join(report.messages[:5]) + (f"; and {n - 5} more" if n > 5 else "")
+        raise InputError(f"{n} document(s) given twice, which would put one article in training and evaluation or "
+                         f"weigh it double: {shown}. Give each document once (with --lenient the repeats are dropped, "
+                         "counted)", reason="duplicate_document")
+    return kept, report
+
+
 def split_documents(docs: Sequence[Document], spec: SplitSpec) -> dict[str, list[Document]]:
     """Document-level split: deterministic for a given seed, whatever the input order.
 
+    Documents must have unique ids (an :class:`InputError` names the file and task of both copies).
+    No documents give three empty splits (callers that need some say so: the CLI refuses an input
+    that gives none, :meth:`ReadResult.require_documents`). Texts are not compared here: call :func:`deduplicate` first
+    (strict, or ``lenient=True`` to drop repeats) to refuse one article given twice under two ids.
+
     Example:
-        >>> docs = [Document(str(i), "x") for i in range(10)]
+        >>> docs = [Document(str(i), f"text {i}") for i in range(10)]
         >>> {k: len(v) for k, v in split_documents(docs, SplitSpec(0.6, 0.2, 0.2)).items()}
         {'train': 6, 'validation': 2, 'test': 2}
     """
+    deduplicate(docs, by_text=False)
     if spec.by_field:
         out: dict[str, list[Document]] = {s: [] for s in SPLITS}
         for doc in docs:
             value = _lookup(doc, spec.by_field)
-            if value not in out:
+            if not isinstance(value, str) or value not in out:
                 raise InputError(
-                    f"split field {spec.by_field!r} is {value!r}; expected one of {list(SPLITS)}", task=doc.id
+                    f"split field {spec.by_field!r} is {value!r}; expected one of {list(SPLITS)}", task=doc.id,
+                    source=doc.provenance.source or None,
                 )
             out[value].append(doc)
         return out
-    ids = [d.id for d in docs]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise InputError(f"document ids are not unique: {dup[:5]}; combine sources with distinct task ids")
     ordered = sorted(docs, key=lambda d: d.id)
     random.Random(spec.seed).shuffle(ordered)
     n = len(ordered)
