@@ -276,3 +276,49 @@ def test_concurrent_requests_share_batches_and_keep_their_order(run, predictor):
     assert [r.json()["predictions"][0] for r in rs] == expected
     stats = service.batcher.stats
     assert stats["requests"] == 20 and stats["items"] == 20 and stats["batches"] < 20, stats
+
+
+# ---------------------------------------------------------------------- the command line
+def test_serve_binds_127_0_0_1_by_default(run, monkeypatch, capsys):
+    import uvicorn
+
+    from conflict_ie.cli import main
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
+    monkeypatch.setenv("CONFLICT_IE_TEST_SERVE_KEY", KEY)
+    assert main(["serve", "--model", str(run), "--api-key-env", "CONFLICT_IE_TEST_SERVE_KEY"]) == 0
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 9090)
+    assert seen["app"].state.service.settings.api_key == KEY
+    assert f"serving {run_version(run)} on http://127.0.0.1:9090" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,env,message", [
+    (["--model", "no/such/run"], {}, "not a run folder"),
+    (["--api-key-env", "CONFLICT_IE_UNSET_VARIABLE"], {}, "CONFLICT_IE_UNSET_VARIABLE: that environment variable"),
+    (["--labelstudio-url", "http://127.0.0.1:9"], {"LABEL_STUDIO_API_KEY": ""}, "needs LABEL_STUDIO_API_KEY"),
+    (["--max-texts", "0"], {}, "--max-texts must be >= 1"),
+])
+def test_serve_refuses_bad_options_before_loading(run, monkeypatch, capsys, args, env, message):
+    from conflict_ie.cli import main
+
+    monkeypatch.delenv("CONFLICT_IE_UNSET_VARIABLE", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    argv = ["serve"] + (args if args[0] == "--model" else ["--model", str(run), *args])
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_labelstudio_commands_need_a_key_and_a_server(run, monkeypatch, capsys):
+    from conflict_ie.cli import main
+
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    for what in ("preannotate", "rank"):
+        assert main(["labelstudio", what, "--url", "http://127.0.0.1:9", "--project", "1", "--model", str(run)]) == 2
+        assert "LABEL_STUDIO_API_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
+    assert main(["labelstudio", "rank", "--url", "http://127.0.0.1:9", "--project", "1", "--model", str(run)]) == 2
+    assert "not reachable" in capsys.readouterr().err
+    assert main(["labelstudio", "rank", "--url", "http://127.0.0.1:9", "--project", "1", "--model", "nope"]) == 2
+    assert "not a run folder" in capsys.readouterr().err

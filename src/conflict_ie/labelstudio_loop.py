@@ -108,8 +108,10 @@ def preannotate(url: str, project: int, model: str | Path, *, api_key: str, batc
 
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    if not Path(model).is_dir():
+        raise InputError(f"--model {model}: not a run folder")
+    ls = client(url, api_key)  # an unreachable server fails before the model loads
     predictor, version = _load(model, predictor)
-    ls = client(url, api_key)
     tasks = export_snapshot(ls, project)
     annotated = [t for t in tasks if is_annotated(t)]
     open_tasks = [t for t in tasks if not is_annotated(t)]
@@ -158,8 +160,10 @@ def rank(url: str, project: int, model: str | Path, *, api_key: str, strategy: s
         raise InputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    if not Path(model).is_dir():
+        raise InputError(f"--model {model}: not a run folder")
+    ls = client(url, api_key)  # an unreachable server fails before the model loads
     predictor, version = _load(model, predictor)
-    ls = client(url, api_key)
     tasks = export_snapshot(ls, project)
     todo, texts, no_text = _texts([t for t in tasks if not is_annotated(t)], predictor.schema.text_field)
     scored: list[tuple[int, float]] = []
