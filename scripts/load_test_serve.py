@@ -107,13 +107,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+#: A cap on each client's requests besides the time limit, so that no loop is unbounded.
+MAX_REQUESTS_PER_CLIENT = 20_000
+
+
 async def client(n: int, url: str, texts: list[str], until: float, latencies: list, errors: list) -> int:
     import httpx
 
     rng = random.Random(n)
     done = 0
     async with httpx.AsyncClient(base_url=url, timeout=30) as c:
-        while time.monotonic() < until:
+        for _ in range(MAX_REQUESTS_PER_CLIENT):
+            if time.monotonic() >= until:
+                break
             k = rng.choice([1, 1, 1, 2, 4])  # mostly single texts, some small batches
             sent = [rng.choice(texts) for _ in range(k)]
             body = {"text": sent[0]} if k == 1 else {"texts": sent}

@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,10 @@ log = logging.getLogger("conflict_ie.serve")
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """Limits and behaviour of the app (each has a ``conflict-ie serve`` option)."""
+    """Limits and behaviour of the app (all but ``max_queue_texts`` have a ``conflict-ie serve``
+    option). The keys are left out of the ``repr``, so that no log line shows them."""
 
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     max_body_bytes: int = 16 * 2**20
     max_texts: int = 256
     max_batch_texts: int = 32
@@ -51,7 +52,7 @@ class ServeSettings:
     batch_size: int = 8
     strategy: str = "least-confidence"
     labelstudio_url: str | None = None
-    labelstudio_key: str | None = None
+    labelstudio_key: str | None = field(default=None, repr=False)
     project: int | None = None
     runs_dir: str | None = None
     retrain_after: int = 0
@@ -137,6 +138,8 @@ class Service:
 
         served = self.served
         preds = served.predictor.predict_batch(texts, batch_size=self.settings.batch_size, progress=False)
+        # A second pass of the entity model only (predict_batch keeps no word probabilities): on the
+        # demo model it costs a fraction of the first, whose relation step dominates.
         scores = confidences(served.predictor, texts, self.settings.strategy, batch_size=self.settings.batch_size)
         return [(p, s, served.version) for p, s in zip(preds, scores)]
 
