@@ -42,6 +42,13 @@ BODIES = [
 ]
 
 
+def distinct_body(i: int) -> str:
+    """``BODIES[i % 3]`` with a sentence naming ``i``: a corpus refuses the same text twice."""
+    body = BODIES[i % 3]
+    text, sep, rels = body.partition("\n--- relations")
+    return f"{text} It was report {i}.{sep}{rels}"
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory, schema):
     """A tiny trained run (entities and relations) on a 15-document export: (folder, export path)."""
@@ -53,7 +60,7 @@ def world(tmp_path_factory, schema):
     from tiny import tiny_base_model
 
     tmp = tmp_path_factory.mktemp("e2e")
-    docs = [parse_markup(BODIES[i % 3], schema, doc_id=f"d{i}") for i in range(15)]
+    docs = [parse_markup(distinct_body(i), schema, doc_id=f"d{i}") for i in range(15)]
     export = tmp / "export.json"
     export.write_text(json.dumps(documents_to_tasks(docs)))
     base = tiny_base_model(tmp / "base", [d.text for d in docs], hidden=16, layers=2)

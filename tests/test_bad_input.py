@@ -546,3 +546,33 @@ def test_choice_and_region_helpers_still_build_good_tasks(schema):
     t = task(1)
     assert t["annotations"][0]["result"][2] == choice("c1", 29, 41, t["data"]["text"], "killed")
     assert len(read_labelstudio([t], schema).documents[0].spans) == 4
+
+
+@pytest.mark.parametrize("tasks, field", [([["not a task"]], None), ([{"id": 4, "data": "text"}], "data.text"),
+                                          ([{"id": 5, "data": {"body": "x"}}], "data.text")])
+def test_agreement_names_a_malformed_task(tmp_path, tasks, field):
+    from conflict_ie.agreement import agreement
+    from conflict_ie.schema import LabelSchema
+
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks[0] if isinstance(tasks[0], list) else tasks))
+    with pytest.raises(InputError, match="task") as info:
+        agreement(path, LabelSchema.load("conflict"))
+    assert str(path) in str(info.value) and (field is None or field in str(info.value))
+
+
+def test_1_training_from_config_inputs_refuses_a_repeated_article(tmp_path):
+    """``conflict-ie train`` building its own corpus from ``inputs:`` checks repeats as corpus build does."""
+    from conflict_ie.config import TrainConfig
+    from conflict_ie.run import prepare_corpus
+
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([good_task(1), good_task(2)]))  # two task ids, one article
+    config = TrainConfig.from_dict({"inputs": [str(export)]})
+    with pytest.raises(InputError, match="given twice") as info:
+        prepare_corpus(config, None, tmp_path / "run")
+    assert "task 1" in str(info.value) and "task 2" in str(info.value)
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    with pytest.raises(InputError, match="no documents"):
+        prepare_corpus(TrainConfig.from_dict({"inputs": [str(empty)]}), None, tmp_path / "run")

@@ -12,11 +12,11 @@ from conflict_ie.errors import ConfigError
 def corpus_and_base(tmp_path_factory, schema):
     from conflict_ie.corpus import build_corpus, save_corpus
     from conflict_ie.markup import parse_markup
-    from conftest import BODIES
+    from conftest import BODIES, distinct_body
     from tiny import tiny_base_model
 
     tmp = tmp_path_factory.mktemp("refit")
-    docs = [parse_markup(BODIES[i % 3], schema, doc_id=f"d{i}") for i in range(10)]
+    docs = [parse_markup(distinct_body(i), schema, doc_id=f"d{i}") for i in range(10)]
     corpus = build_corpus({"train": docs[:6], "validation": docs[6:8], "test": docs[8:]}, schema)
     return save_corpus(corpus, schema, tmp / "corpus"), tiny_base_model(tmp / "base", [d.text for d in docs]), tmp
 

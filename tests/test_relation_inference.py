@@ -57,3 +57,22 @@ def test_threshold_override():
     assert [(h.id, t.id, label) for h, t, label, _ in rx.classify(TEXT, [A, B, C])[0]] == [("a", "b", "ALLY")]
     with pytest.raises(Exception, match="threshold"):
         RelationExtractor(rx.model, rx.encoder.tokenizer, SCHEMA, threshold=2.0)
+
+
+def test_loss_learns_only_the_labels_the_schema_allows():
+    import torch
+
+    tok = word_tokenizer([TEXT])
+    enc = BertConfig(vocab_size=len(tok), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=8).to_dict()
+    model = RelationModel(RelationModelConfig(encoder=enc, relation_labels=["X", "Y"])).eval()  # no dropout
+    ids = torch.tensor([[2, 5, 6, 3]])
+    kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), head_pos=torch.tensor([1]),
+              tail_pos=torch.tensor([2]), task=torch.tensor([0]), rel_labels=torch.tensor([[1.0, 0.0]]))
+    logits = model(**{k: v for k, v in kw.items() if k != "rel_labels"})["relation_logits"][0]
+    only_x = model(**kw, rel_mask=torch.tensor([[1.0, 0.0]]))["loss"]
+    # With Y masked out the loss is X's binary cross-entropy alone: -log(sigmoid(logit_X)).
+    assert torch.allclose(only_x, -torch.nn.functional.logsigmoid(logits[0]), atol=1e-6)
+    both = model(**kw, rel_mask=torch.tensor([[1.0, 1.0]]))["loss"]
+    expected = (-torch.nn.functional.logsigmoid(logits[0]) - torch.nn.functional.logsigmoid(-logits[1])) / 2
+    assert torch.allclose(both, expected, atol=1e-6)

@@ -91,6 +91,11 @@ def test_encoder_points_at_marker_tokens_and_rows(schema):
     assert stats["candidates"] == {"pairs": 5, "dropped_window": 0, "attributes": 0, "attributes_dropped_window": 0}
     vectors = sorted(tuple(r["rel_labels"]) for r in rows if r["task"] == 0)
     assert vectors == [(0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)]
+    # Learned only where the schema allows the label: OFFICIAL->LOCATION and OFFICIAL->ARMED_GROUP
+    # allow AFFILIATED_WITH alone, ARMED_GROUP->LOCATION LOCATED_IN alone.
+    masks = {tuple(r["rel_mask"]) for r in rows if r["task"] == 0}
+    assert masks <= {(1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0)}
+    assert [r["rel_mask"] for r in rows if r["rel_labels"][0] == 1.0] == [[1.0, 0.0, 0.0, 0.0]]
 
 
 def test_markers_that_do_not_fit_are_counted(schema):

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 from conflict_ie.labelstudio import documents_to_tasks
 from conflict_ie.markup import parse_markup
-from conftest import BODIES
+from conftest import BODIES, distinct_body
 from tiny import tiny_base_model
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture()
 def tiny_setup(tmp_path, schema):
-    docs = [parse_markup(BODIES[i % 3], schema, doc_id=f"d{i}") for i in range(15)]
+    docs = [parse_markup(distinct_body(i), schema, doc_id=f"d{i}") for i in range(15)]
     export = tmp_path / "export.json"
     export.write_text(json.dumps(documents_to_tasks(docs)))
     base = tiny_base_model(tmp_path / "base", [d.text for d in docs])

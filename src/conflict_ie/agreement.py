@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from conflict_ie.documents import Provenance
 from conflict_ie.evaluation import prf
+from conflict_ie.errors import InputError
 from conflict_ie.labelstudio import ReadReport, _load_json, annotator_of, build_document, usable_annotations
+from conflict_ie.labelstudio_values import json_type, task_id_of
 from conflict_ie.schema import LabelSchema
 
 
@@ -30,12 +32,19 @@ def agreement(source: str | Path, schema: LabelSchema, *, text_field: str | None
     pooled = defaultdict(lambda: [Counter(), Counter(), Counter()])  # pair -> tp, a-count, b-count per label
     shared = Counter()
     n_multi = 0
-    for task in tasks:
-        text = (task.get("data") or {}).get(text_field)
+    for index, task in enumerate(tasks):
+        # The reader's structural checks, so that a malformed task is named rather than skipped.
+        if not isinstance(task, Mapping):
+            raise InputError(f"is {json_type(task)}, not a task object", source=where, task=f"#{index}",
+                             reason="malformed_task")
+        task_id = task_id_of(task, index, where)
+        data = task.get("data")
+        text = data.get(text_field) if isinstance(data, Mapping) else None
         if not isinstance(text, str):
-            continue
+            raise InputError(f"has no string text field {text_field!r} in 'data'", source=where, task=task_id,
+                             field=f"data.{text_field}", reason="missing_text")
         by_annotator = {}
-        for ann in usable_annotations(task):
+        for ann in usable_annotations(task, where=where):
             who = annotator_of(ann) or "?"
             # Lenient parse: agreement is about what annotators did, bad regions are counted elsewhere.
             doc = build_document(str(task.get("id")), text, ann.get("result") or [], schema,

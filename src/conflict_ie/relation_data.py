@@ -229,9 +229,12 @@ def gold_label_sets(doc: Document, schema: LabelSchema) -> dict[tuple[str, str],
 def training_rows(docs: Sequence[Document], enc: RelationEncoder, *, negative_ratio: float, seed: int):
     """Relation rows (positives + subsampled pairs with no relation) and attribute rows from gold documents.
 
-    A relation row carries ``task`` 0 and ``rel_labels``, a multi-hot vector over the schema's
-    relation labels; an attribute row carries ``task`` 1 + the attribute's index and ``attr_label``,
-    the index of its choice.
+    A relation row carries ``task`` 0, ``rel_labels``, a multi-hot vector over the schema's
+    relation labels, and ``rel_mask``, which of those labels the schema allows for the pair's two
+    entity labels: only those are learned from the row. (A label that cannot hold between an
+    OFFICIAL and a LOCATION learns nothing from such pairs; without the mask a rare label sees
+    every other pair as a negative and never reaches the threshold.) An attribute row carries
+    ``task`` 1 + the attribute's index and ``attr_label``, the index of its choice.
     """
     rng = random.Random(seed)
     labels = enc.relation_labels
@@ -258,7 +261,9 @@ def training_rows(docs: Sequence[Document], enc: RelationEncoder, *, negative_ra
                 continue
             found = gold.get((h.id, t.id), frozenset())
             stats["pair_labels_max"] = max(stats["pair_labels_max"], len(found))
-            rows.append({**row, "task": 0, "rel_labels": [float(l in found) for l in labels], "attr_label": -100})
+            rows.append({**row, "task": 0, "rel_labels": [float(l in found) for l in labels],
+                         "rel_mask": [float(enc.schema.allows(l, h.label, t.label)) for l in labels],
+                         "attr_label": -100})
             stats["positive" if found else "negative_kept"] += 1
         for k, attr in enumerate(enc.attributes):
             for s in doc.spans:
@@ -270,7 +275,7 @@ def training_rows(docs: Sequence[Document], enc: RelationEncoder, *, negative_ra
                 if row is None:
                     cand.attributes_dropped_window += 1
                     continue
-                rows.append({**row, "task": 1 + k, "rel_labels": [0.0] * n_rel,
+                rows.append({**row, "task": 1 + k, "rel_labels": [0.0] * n_rel, "rel_mask": [0.0] * n_rel,
                              "attr_label": attr.choices.index(value)})
                 stats["attribute"] += 1
     rng.shuffle(rows)
@@ -303,6 +308,7 @@ class RelationCollator:
         for key in ("head_pos", "tail_pos", "task", "attr_label"):
             if key in rows[0]:
                 batch[key] = torch.tensor([r[key] for r in rows], dtype=torch.long)
-        if "rel_labels" in rows[0]:
-            batch["rel_labels"] = torch.tensor([r["rel_labels"] for r in rows], dtype=torch.float)
+        for key in ("rel_labels", "rel_mask"):
+            if key in rows[0]:
+                batch[key] = torch.tensor([r[key] for r in rows], dtype=torch.float)
         return batch

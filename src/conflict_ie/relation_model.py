@@ -8,7 +8,8 @@ attributes and their choices, the candidate settings and the threshold.
 
 The relation head is multi-label (one sigmoid per relation label over the two
 start-marker states), because a span pair may hold several relations; a pair
-with no relation is all zeros. Each attribute head classifies its span's
+with no relation is all zeros. Training learns each label only from pairs whose
+entity labels the schema allows it for. Each attribute head classifies its span's
 start-marker state into the attribute's choices.
 """
 
@@ -97,7 +98,8 @@ class RelationModel(PreTrainedModel):
         model.config.encoder = encoder.config
         return model
 
-    def forward(self, input_ids, attention_mask, head_pos, tail_pos, task, rel_labels=None, attr_label=None):
+    def forward(self, input_ids, attention_mask, head_pos, tail_pos, task, rel_labels=None, rel_mask=None,
+                attr_label=None):
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         rows = torch.arange(states.shape[0], device=states.device)
         h = self.dropout(states[rows, head_pos])
@@ -108,8 +110,11 @@ class RelationModel(PreTrainedModel):
             losses = []
             is_rel = task == 0
             if rel_labels is not None and is_rel.any():
-                losses.append(nn.functional.binary_cross_entropy_with_logits(
-                    out["relation_logits"][is_rel], rel_labels[is_rel]))
+                # Only the labels the schema allows for the pair's entity labels are learned (``rel_mask``).
+                each = nn.functional.binary_cross_entropy_with_logits(
+                    out["relation_logits"][is_rel], rel_labels[is_rel], reduction="none")
+                mask = rel_mask[is_rel] if rel_mask is not None else torch.ones_like(each)
+                losses.append((each * mask).sum() / mask.sum().clamp(min=1.0))
             for k, logits in enumerate(out["attribute_logits"]):
                 mine = task == 1 + k
                 if attr_label is not None and mine.any():

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from conflict_ie.config import TrainConfig
-from conflict_ie.corpus import build_corpus, documents_of, label_counts, load_corpus, save_corpus, split_documents
+from conflict_ie.corpus import (build_corpus, deduplicate, documents_of, label_counts, load_corpus, save_corpus,
+                                split_documents)
 from conflict_ie.documents import Document
 from conflict_ie.errors import ConfigError
 from conflict_ie.labelstudio import read_labelstudio
@@ -51,7 +52,9 @@ def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: 
     schema = LabelSchema.load(config.schema)
     docs: list[Document] = []
     for path in config.inputs:
-        docs += read_labelstudio(path, schema).documents
+        docs += read_labelstudio(path, schema).require_documents()
+    # The same article twice (by task id or by text) would sit in train and test at once.
+    docs = deduplicate(docs)[0][""]
     splits = split_documents(docs, config.split)
     corpus = build_corpus(splits, schema)
     # Under torchrun every rank builds the same corpus in memory; only the first writes the copy.
