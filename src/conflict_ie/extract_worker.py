@@ -72,6 +72,8 @@ class ArticleExtractor:
 
     ``chunk_size`` texts are predicted at a time (the Predictor pools their windows into batches
     of ``batch_size``); ``node_id`` is written into the results (the Ray engine sets it).
+    ``quiet`` turns off transformers' "Loading weights" bars for the whole process (an extract
+    process or a Ray worker: every actor's would reach the driver's log).
 
     Example:
         >>> # ex = ArticleExtractor("runs/demo"); results = ex(next(read_shard(scan, scan.shards[0])))
@@ -79,8 +81,13 @@ class ArticleExtractor:
 
     def __init__(self, model: str, *, meta: Sequence[MetaColumn | dict] = (), device: str = "auto",
                  dtype: str = "auto", threshold: float = 0.0, relation_threshold: float | None = None,
-                 batch_size: int = 8, chunk_size: int = 64, node_id: str | None = None):
+                 batch_size: int = 8, chunk_size: int = 64, node_id: str | None = None, quiet: bool = True):
         from conflict_ie.predictor import Predictor
+
+        if quiet:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
 
         self.device = resolve_device(device)
         self._autocast = lambda: autocast_for(self.device, dtype)
