@@ -291,6 +291,9 @@ def test_serve_binds_127_0_0_1_by_default(run, monkeypatch, capsys):
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 9090)
     assert seen["app"].state.service.settings.api_key == KEY
     assert f"serving {run_version(run)} on http://127.0.0.1:9090" in capsys.readouterr().out
+    assert seen["app"].state.service.served.predictor.relation_model is not None
+    assert main(["serve", "--model", str(run), "--no-relations", "--port", "9191"]) == 0
+    assert seen["port"] == 9191 and seen["app"].state.service.served.predictor.relation_model is None
 
 
 @pytest.mark.parametrize("args,env,message", [

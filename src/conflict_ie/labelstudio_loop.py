@@ -69,13 +69,13 @@ def _texts(tasks: Sequence[dict], field: str) -> tuple[list[dict], list[str], in
     return keep, texts, len(tasks) - len(keep)
 
 
-def _load(model: str | Path, predictor=None):
+def _load(model: str | Path, predictor=None, relations: bool = True):
     from conflict_ie.backend import run_version
     from conflict_ie.predictor import Predictor
 
     if not Path(model).is_dir():
         raise InputError(f"--model {model}: not a run folder")
-    return predictor or Predictor.from_pretrained(model, progress=False), run_version(model)
+    return predictor or Predictor.from_pretrained(model, progress=False, relations=relations), run_version(model)
 
 
 def _import(ls, project: int, items: list[dict[str, Any]]) -> None:
@@ -97,7 +97,8 @@ def _set_version(ls, project: int, version: str, **extra) -> None:
 
 
 def preannotate(url: str, project: int, model: str | Path, *, api_key: str, batch_size: int = 16,
-                strategy: str = "least-confidence", progress: bool | None = None, predictor=None) -> dict[str, Any]:
+                strategy: str = "least-confidence", progress: bool | None = None, predictor=None,
+                relations: bool = True) -> dict[str, Any]:
     """Predict the project's unannotated tasks with ``model`` and import the predictions.
 
     Example:
@@ -111,7 +112,7 @@ def preannotate(url: str, project: int, model: str | Path, *, api_key: str, batc
     if not Path(model).is_dir():
         raise InputError(f"--model {model}: not a run folder")
     ls = client(url, api_key)  # an unreachable server fails before the model loads
-    predictor, version = _load(model, predictor)
+    predictor, version = _load(model, predictor, relations)
     tasks = export_snapshot(ls, project)
     annotated = [t for t in tasks if is_annotated(t)]
     open_tasks = [t for t in tasks if not is_annotated(t)]
@@ -147,7 +148,8 @@ def _view(ls, project: int, title: str) -> int:
 
 
 def rank(url: str, project: int, model: str | Path, *, api_key: str, strategy: str = "least-confidence",
-         batch_size: int = 16, progress: bool | None = None, sampling: bool = True, predictor=None) -> dict[str, Any]:
+         batch_size: int = 16, progress: bool | None = None, sampling: bool = True, predictor=None,
+         relations: bool = True) -> dict[str, Any]:
     """Score the unannotated tasks by uncertainty and order a Data Manager view by it.
 
     Example:
@@ -163,7 +165,7 @@ def rank(url: str, project: int, model: str | Path, *, api_key: str, strategy: s
     if not Path(model).is_dir():
         raise InputError(f"--model {model}: not a run folder")
     ls = client(url, api_key)  # an unreachable server fails before the model loads
-    predictor, version = _load(model, predictor)
+    predictor, version = _load(model, predictor, relations)
     tasks = export_snapshot(ls, project)
     todo, texts, no_text = _texts([t for t in tasks if not is_annotated(t)], predictor.schema.text_field)
     scored: list[tuple[int, float]] = []
@@ -207,6 +209,8 @@ def add_preannotate_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--batch-size", type=int, default=16, help="tasks predicted and imported at a time (default 16)")
     sp.add_argument("--strategy", default="least-confidence", choices=STRATEGIES,
                     help="uncertainty behind the predictions' score (default least-confidence)")
+    sp.add_argument("--no-relations", action="store_true",
+                    help="predict entities only (no relations or casualty types): much faster on a CPU")
 
 
 def add_rank_arguments(sp: argparse.ArgumentParser) -> None:
@@ -226,7 +230,7 @@ def _key() -> str:
 
 def cmd_preannotate(args) -> int:
     out = preannotate(args.url, args.project, args.model, api_key=_key(), batch_size=args.batch_size,
-                      strategy=args.strategy)
+                      strategy=args.strategy, relations=not args.no_relations)
     print(f"{out['predicted']} task(s) predicted by {out['model_version']} ({out['already_predicted']} already were, "
           f"{out['annotated']} annotated, {out['without_text']} without text); project {args.project} now shows "
           f"version {out['model_version']}")
@@ -235,7 +239,7 @@ def cmd_preannotate(args) -> int:
 
 def cmd_rank(args) -> int:
     out = rank(args.url, args.project, args.model, api_key=_key(), strategy=args.strategy,
-               batch_size=args.batch_size, sampling=not args.no_sampling)
+               batch_size=args.batch_size, sampling=not args.no_sampling, relations=not args.no_relations)
     if not out["scored"]:
         print("no unannotated task to rank")
         return 0
