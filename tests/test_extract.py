@@ -200,6 +200,15 @@ def test_parquet_inputs_keep_their_metadata_types(run, tmp_path):
     assert_same_tables(out, glob_out)
 
 
+def test_parquet_binary_texts_are_decoded_or_rejected(run, tmp_path):
+    table = pa.table({"id": ["ok", "bad"], "text": pa.array([b"Fighters shelled Kyiv.", b"caf\xe9"], pa.binary())})
+    pq.write_table(table, tmp_path / "b.parquet")
+    assert extract(run, [tmp_path / "b.parquet"], tmp_path / "out") == 0
+    (reject,) = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    assert (reject["id"], reject["row"], reject["reason"], "line" in reject) == ("bad", 1, "not_utf8", False)
+    assert list(tables(tmp_path / "out")["articles"].doc_id) == ["ok"]
+
+
 def test_input_errors_stop_before_the_model_loads(run, tmp_path, capsys, monkeypatch):
     import conflict_ie.predictor as predictor
 
@@ -218,6 +227,10 @@ def test_input_errors_stop_before_the_model_loads(run, tmp_path, capsys, monkeyp
     assert "options of --engine ray" in capsys.readouterr().err
     assert extract(tmp_path, [tmp_path / "t.parquet"], tmp_path / "o5") == 2
     assert "holds no model" in capsys.readouterr().err
+    (tmp_path / "in").mkdir()
+    write_parquet(tmp_path / "in" / "t.parquet", [{"id": "1", "text": "Kyiv"}])
+    assert extract(run, [tmp_path / "in"], tmp_path / "in" / "events") == 2
+    assert "is inside the input folder" in capsys.readouterr().err
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     assert extract(run, [tmp_path / "t.parquet"], tmp_path / "o6", "--engine", "ray") == 2
     assert "conflict-ie[distributed]" in capsys.readouterr().err

@@ -112,6 +112,11 @@ def cmd_extract(args) -> int:
               args.shard_size, float(args.threshold),
               None if args.relation_threshold is None else float(args.relation_threshold), args.engine)
     out = Path(args.output)
+    for value in args.input:
+        folder = Path(value)
+        if folder.is_dir() and out.resolve().is_relative_to(folder.resolve()):
+            raise ConfigError(f"--output {out} is inside the input folder {value}: the next run would read its "
+                              "tables and rejects as input; put the output elsewhere")
     manifest = open_output(out, job, overwrite=args.overwrite)
     if manifest is not None and manifest.complete:
         print(f"nothing to do: {out} already holds this extract", file=sys.stderr)
