@@ -71,9 +71,12 @@ def relation_report(rx, docs: Sequence[Document], pred_spans: Sequence[Sequence[
         shown = [f"  - {doc.text[h.start:h.end]!r} --{l}--> {doc.text[t.start:t.end]!r} ({s:.2f})"
                  f"{'' if relation_key(doc.id, h, t, l, symmetric) in gold_here else ' ✗'}"
                  for h, t, l, s in rels_e2e]
-        figures = [f"  - casualty “{doc.text[p.start:p.end]}”: type {types.get(p.id, '-')}, count "
-                   f"{parse_count(doc.text[p.start:p.end]).count_min}..{parse_count(doc.text[p.start:p.end]).count_max}"
-                   for p in spans if spec is not None and p.label == spec.figure]
+        figures = []
+        for p in spans:
+            if spec is not None and p.label == spec.figure:
+                count = parse_count(doc.text[p.start:p.end])
+                figures.append(f"  - casualty “{doc.text[p.start:p.end]}”: type {types.get(p.id, '-')}, count "
+                               f"{count.count_min}..{count.count_max}")
         worst.append((misses, "\n".join([f"### {doc.id}: {misses} relation errors (end to end)", ""] + shown[:25]
                                         + figures[:15] + [""])))
     worst.sort(key=lambda x: -x[0])
