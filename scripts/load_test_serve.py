@@ -198,7 +198,8 @@ def main(argv=None) -> int:
     print(f"{args.clients} clients, {elapsed:.1f} s: {requests} requests ok, {len(errors)} errors, "
           f"{requests / elapsed:.1f} requests/s")
     if latencies:
-        print(f"latency p50 {1000 * percentile(latencies, 0.5):.0f} ms, p90 {1000 * percentile(latencies, 0.9):.0f} ms, "
+        p50, p90, p99 = (1000 * percentile(latencies, q) for q in (0.5, 0.9, 0.99))
+        print(f"latency p50 {p50:.0f} ms, p90 {p90:.0f} ms, "
               f"p99 {1000 * percentile(latencies, 0.99):.0f} ms, max {1000 * max(latencies):.0f} ms")
     print(f"server RSS {rss_start:.0f} MiB after warm-up, {rss_end:.0f} MiB at the end ({growth:+.1f} MiB; "
           f"allowed +{args.max_rss_growth_mb:.0f}); queue at the end: {health['queued_texts']} texts")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,8 @@ PLACES = ["Bakhmut", "Belgorod", "Mogadishu", "Kherson", "Goma"]
 FAKE_TRAIN = '''
 import shutil, sys, time
 from pathlib import Path
-src, export, out, delay, code = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+src, export, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+delay, code = float(sys.argv[4]), int(sys.argv[5])
 time.sleep(delay)
 if code:
     print("training blew up: out of patience")

@@ -104,7 +104,8 @@ def test_setup_answers_the_version_and_checks_the_config(client, run, schema):
     r = client.post("/setup", json={"project": "7.1700000000", "schema": schema.labelstudio_config(),
                                     "hostname": "http://localhost:8080", "access_token": "x", "extra_params": None})
     assert r.status_code == 200 and r.json() == {"model_version": run_version(run)}
-    wrong = '<View><Labels name="label" toName="text"><Label value="PERSON"/></Labels><Text name="text" value="$body"/></View>'
+    wrong = ('<View><Labels name="label" toName="text"><Label value="PERSON"/></Labels>'
+             '<Text name="text" value="$body"/></View>')
     r = client.post("/setup", json={"project": "7.1700000000", "schema": wrong})
     assert r.status_code == 422
     assert r.json()["field"] == "schema"

@@ -298,7 +298,8 @@ class Retrainer:
         job.validation = {"documents": len(docs), "left_out": left_out, "current_entity_f1": old_f1,
                           "new_entity_f1": new_f1}
         if new_f1 + 1e-9 < old_f1:
-            job.state, job.message = "rejected", f"validation entity F1 {new_f1:.3f} < {old_f1:.3f} of the serving model"
+            job.state, job.message = "rejected", (f"validation entity F1 {new_f1:.3f} < {old_f1:.3f} of the serving "
+                                                  "model")
             return
         self.accept(out, new_predictor)
         job.state, job.message = "accepted", f"validation entity F1 {new_f1:.3f} >= {old_f1:.3f}; now serving {out}"

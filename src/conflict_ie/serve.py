@@ -216,7 +216,7 @@ def create_app(model: str | Path, *, settings: ServeSettings | None = None, pred
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from fastapi.responses import HTMLResponse, Response
 
     from conflict_ie.backend import RequestError, check_label_config, labelstudio_results, parse_predict, webhook_event
     from conflict_ie.batcher import Busy

@@ -79,7 +79,9 @@ function table(headers, rows) {
   const t = el("table"), head = el("tr");
   headers.forEach((h) => head.append(el("th", h)));
   t.append(head);
-  rows.forEach((r) => { const tr = el("tr"); r.forEach((c) => tr.append(el("td", c === null ? "–" : c))); t.append(tr); });
+  rows.forEach((r) => {
+    const tr = el("tr"); r.forEach((c) => tr.append(el("td", c === null ? "–" : c))); t.append(tr);
+  });
   return t;
 }
 function draw(pred) {
@@ -90,7 +92,8 @@ function draw(pred) {
     if (e.start < at) continue;  // entities never overlap; be safe anyway
     art.append(document.createTextNode(pred.text.slice(at, e.start)));
     const m = el("mark", pred.text.slice(e.start, e.end), {class: "ent", "data-label": e.label,
-      title: `${e.label} ${e.score.toFixed(2)}` + Object.entries(e.attributes || {}).map(([k, v]) => `, ${k}: ${v}`).join("")});
+      title: `${e.label} ${e.score.toFixed(2)}` +
+        Object.entries(e.attributes || {}).map(([k, v]) => `, ${k}: ${v}`).join("")});
     m.style.background = colour(e.label) + "33"; m.style.borderColor = colour(e.label);
     const tag = el("span", e.label, {class: "tag"}); tag.style.background = colour(e.label);
     m.append(tag); art.append(m); at = e.end;
