@@ -56,7 +56,9 @@ def tiny_run(tmp: Path) -> Path:
     from conflict_ie.schema import LabelSchema
 
     schema = LabelSchema.load("conflict")
-    docs = [parse_markup(BODIES[i % 3], schema, doc_id=f"d{i}") for i in range(15)]
+    # Distinct texts (a corpus refuses the same article twice), as the tests' fixture makes them.
+    bodies = [BODIES[i % 3].replace("\n--- relations", f" It was report {i}.\n--- relations", 1) for i in range(15)]
+    docs = [parse_markup(body, schema, doc_id=f"d{i}") for i, body in enumerate(bodies)]
     export = tmp / "export.json"
     export.write_text(json.dumps(documents_to_tasks(docs)))
     base = tiny_base_model(tmp / "base", [d.text for d in docs], hidden=16, layers=2)
