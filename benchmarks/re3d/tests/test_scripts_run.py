@@ -37,7 +37,8 @@ def _invented_part(folder: Path, n_docs: int = 12) -> Path:
     for i in range(n_docs):
         a, b = ARMIES[i % 6], ARMIES[(i + 1) % 6]
         place, person = PLACES[i % 6], PEOPLE[(i + 2) % 6]
-        text = f"The {a} fought the {b} in {place}. {person} led the {a} there."
+        # The day number keeps the texts distinct: a corpus refuses an article given twice.
+        text = f"The {a} fought the {b} in {place}. {person} led the {a} there on day {i + 1}."
         doc_id = f"doc{i:02d}"
         docs.append({"_id": doc_id, "title": f"Invented {i}", "text": text, "sourceName": "Test", "sourceUrl": ""})
         at = {}
