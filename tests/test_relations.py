@@ -4,8 +4,7 @@ import numpy as np
 
 from conflict_ie.documents import Document, Relation, Span
 from conflict_ie.markup import parse_markup
-from conflict_ie.relation_data import (PreparedText, RelationEncoder, gold_label_sets, insert_markers, marker_tokens,
-                                       training_rows)
+from conflict_ie.relation_data import PreparedText, RelationCollator, RelationEncoder, gold_label_sets, marker_tokens, training_rows
 from conflict_ie.sentences import Sentences, sentence_bounds
 from tiny import word_tokenizer
 
@@ -64,42 +63,82 @@ def test_sentence_bounds_keep_abbreviations():
     assert sentence_bounds("One line\nand another") == [(0, 8), (9, 20)]
 
 
-def test_markers_map_back_whatever_the_order():
-    head, tail = Span("k", 46, 50, "LOCATION"), Span("o", 0, 7, "OFFICIAL")  # tail before head
-    m = insert_markers(TEXT, (0, 51), head, tail)
-    assert m.text.startswith("<O:OFFICIAL> Gladkov </O:OFFICIAL>")
-    assert m.text[m.head_marker:].startswith("<S:LOCATION> Kyiv </S:LOCATION>")
-    assert m.text[m.tail_marker:].startswith("<O:OFFICIAL>")
-    kept = [(i, o) for i, o in enumerate(m.char_map) if o != -1]
-    assert all(m.text[i] == TEXT[o] for i, o in kept) and [o for _, o in kept] == list(range(51))
-
-
-def test_adjacent_spans_close_before_open():
-    text = "AB"
-    m = insert_markers(text, (0, 2), Span("a", 0, 1, "OFFICIAL"), Span("b", 1, 2, "LOCATION"))
-    assert m.text == "<S:OFFICIAL> A </S:OFFICIAL><O:LOCATION> B </O:LOCATION>"
-
-
-def test_encoder_points_at_marker_tokens_and_rows(schema):
+def test_windows_find_each_span_s_tokens_and_pack_levitated_markers(schema):
     enc = encoder(schema)
     doc = Document("d", TEXT, tuple(spans()), (Relation("o", "l", "AFFILIATED_WITH"),))
-    row = enc.encode(enc.prepare(TEXT), spans()[0], spans()[1])
-    toks = enc.tokenizer.convert_ids_to_tokens(row["input_ids"])
-    assert toks[row["head_pos"]] == "<S:OFFICIAL>" and toks[row["tail_pos"]] == "<O:LOCATION>"
+    prep = enc.prepare(TEXT)
+    (window,) = enc.windows(prep, spans())  # the whole text fits in 64 tokens: one window, one pass
+    toks = enc.tokenizer.convert_ids_to_tokens(window.input_ids)
+    assert {sid: " ".join(toks[a:b + 1]) for sid, (a, b) in window.positions.items()} == {
+        "o": "gladkov", "l": "belgorod", "g": "wagner group", "k": "kyiv", "v": "lviv"}
+    (_, jobs), = enc.jobs(prep, spans())
+    (packed,) = enc.pack(window, jobs)
+    n = len(window.input_ids)
+    assert packed["input_ids"][:n] == window.input_ids and packed["position_ids"][:n] == list(range(n))
+    # Each pair: four markers after the text, at the positions of its spans' first and last tokens.
+    for (kind, h, t), (s_at, o_at) in zip(jobs, packed["pairs"]):
+        names = enc.tokenizer.convert_ids_to_tokens(packed["input_ids"][s_at:s_at + 2] +
+                                                    packed["input_ids"][o_at:o_at + 2])
+        assert names == [f"<S:{h.label}>", f"</S:{h.label}>", f"<O:{t.label}>", f"</O:{t.label}>"]
+        assert packed["position_ids"][s_at:s_at + 2] == list(window.positions[h.id])
+        assert packed["position_ids"][o_at:o_at + 2] == list(window.positions[t.id])
+        assert len({packed["groups"][i] for i in (s_at, s_at + 1, o_at, o_at + 1)}) == 1
     rows, stats = training_rows([doc], enc, negative_ratio=2.0, seed=0)
     assert stats["positive"] == 1 and stats["negative_kept"] == 2 and stats["gold_out_of_reach"] == 0
-    assert stats["candidates"] == {"pairs": 5, "dropped_window": 0, "attributes": 0, "attributes_dropped_window": 0}
-    vectors = sorted(tuple(r["rel_labels"]) for r in rows if r["task"] == 0)
-    assert vectors == [(0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)]
+    assert stats["candidates"]["pairs"] == 3 and stats["candidates"]["dropped_window"] == 0
+    (row,) = rows
+    assert sorted(map(tuple, row["rel_labels"])) == [(0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)]
     # Learned only where the schema allows the label: OFFICIAL->LOCATION and OFFICIAL->ARMED_GROUP
     # allow AFFILIATED_WITH alone, ARMED_GROUP->LOCATION LOCATED_IN alone.
-    masks = {tuple(r["rel_mask"]) for r in rows if r["task"] == 0}
-    assert masks <= {(1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0)}
-    assert [r["rel_mask"] for r in rows if r["rel_labels"][0] == 1.0] == [[1.0, 0.0, 0.0, 0.0]]
+    assert {tuple(m) for m in row["rel_mask"]} <= {(1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0)}
 
 
-def test_markers_that_do_not_fit_are_counted(schema):
-    enc = encoder(schema, max_length=6)  # 5 pairs: o->l, o->g, o->k, g->l, g->k (Lviv is two sentences away)
+def test_the_mask_keeps_pairs_apart(schema):
+    rows = [{"input_ids": [1, 2, 3, 4, 5, 6, 7], "position_ids": [0, 1, 2, 1, 1, 2, 2],
+             "groups": [-1, -1, -1, 0, 0, 1, 1], "pairs": [], "attrs": []},
+            {"input_ids": [1, 2], "position_ids": [0, 1], "groups": [-1, -1], "pairs": [], "attrs": []}]
+    sees = RelationCollator(0)(rows)["attention_mask"][:, 0].eq(0)
+    assert sees[0, 0].tolist() == [True, True, True, False, False, False, False]  # text: text only
+    assert sees[0, 3].tolist() == [True, True, True, True, True, False, False]  # marker: text + own pair
+    assert sees[0, 6].tolist() == [True, True, True, False, False, True, True]
+    assert sees[1, 1].tolist() == [True, True] + [False] * 5 and sees[1, 4].tolist() == [False] * 4 + [True] + [False] * 2
+
+
+def test_many_pairs_are_packed_into_several_passes(schema):
+    enc = encoder(schema, max_pairs=2)
+    prep = enc.prepare(TEXT)
+    (window, jobs), = enc.jobs(prep, spans())
+    packs = enc.pack(window, jobs)
+    assert [len(p["pairs"]) for p in packs] == [2, 2, 1] and [j for p in packs for j in p["jobs"]] == jobs
+
+
+def test_windows_cover_every_candidate_pair_of_a_long_text(schema):
+    # Twelve sentences in windows of at most 24 tokens: several windows, overlapping by one sentence,
+    # and each candidate pair (same or neighbouring sentence) placed whole in exactly one of them.
+    sentences = [f"Wagner Group shelled Town{i} ." for i in range(12)]
+    text = " ".join(sentences)
+    sp, at = [], 0
+    for i, sent in enumerate(sentences):
+        sp.append(Span(f"g{i}", at, at + 12, "ARMED_GROUP"))
+        sp.append(Span(f"t{i}", at + 21, at + 21 + len(f"Town{i}"), "LOCATION"))
+        at += len(sent) + 1
+    enc = encoder(schema, texts=[text], max_length=24)
+    prep = enc.prepare(text)
+    windows = enc.windows(prep, sp)
+    assert len(windows) > 3 and all(len(w.input_ids) <= 24 for w in windows)
+    jobs = enc.jobs(prep, sp)
+    placed = [(j[1].id, j[2].id) for _, js in jobs for j in js if j[0] == "pair"]
+    assert all(len(p["input_ids"]) <= 24 + 4 * enc.max_pairs for w, js in jobs for p in enc.pack(w, js))
+    cands = [(h.id, t.id) for h, t in enc.candidates(prep, sp)]
+    assert sorted(placed) == sorted(cands) and len(set(placed)) == len(placed)
+    assert ("g0", "t1") in cands and ("g0", "t2") not in cands  # one sentence apart, not two
+    for window, js in jobs:
+        for kind, h, t in js:
+            assert window.start <= min(h.start, t.start) and max(h.end, t.end) <= window.end
+
+
+def test_windows_that_cannot_fit_are_counted(schema):
+    enc = encoder(schema, max_length=3)  # one token a window; 5 pairs: o->l, o->g, o->k, g->l, g->k (Lviv is two sentences away)
     doc = Document("d", TEXT, tuple(spans()), (Relation("o", "l", "AFFILIATED_WITH"),))
     rows, stats = training_rows([doc], enc, negative_ratio=10.0, seed=0)
     assert rows == [] and stats["candidates"]["pairs"] == 5 and stats["candidates"]["dropped_window"] == 5
@@ -112,8 +151,9 @@ def test_a_pair_keeps_all_its_gold_labels(schema):
     doc = Document("d", TEXT, tuple(spans()), (Relation("o", "l", "AFFILIATED_WITH"), Relation("o", "l", "SPEAKS_FOR")))
     assert gold_label_sets(doc, two)[("o", "l")] == {"AFFILIATED_WITH", "SPEAKS_FOR"}
     rows, stats = training_rows([doc], encoder(two), negative_ratio=0.0, seed=0)
-    (row,) = [r for r in rows if r["task"] == 0]
-    assert dict(zip(two.relation_labels, row["rel_labels"])) == {
+    (row,) = rows
+    (labels,) = row["rel_labels"]
+    assert dict(zip(two.relation_labels, labels)) == {
         "AFFILIATED_WITH": 1.0, "LOCATED_IN": 0.0, "PERPETRATOR": 0.0, "FIGHTS": 0.0, "SPEAKS_FOR": 1.0}
     assert stats["pair_labels_max"] == 2
 
@@ -124,14 +164,23 @@ def test_reverse_of_a_symmetric_pair_is_never_a_negative(schema):
                    (Relation("a", "b", "FIGHTS"),))
     rows, stats = training_rows([doc], encoder(schema, texts=[text]), negative_ratio=5.0, seed=0)
     fights = schema.relation_labels.index("FIGHTS")
-    rel_rows = [r for r in rows if r["task"] == 0]
-    assert len(rel_rows) == 2 and all(r["rel_labels"][fights] == 1.0 for r in rel_rows)
+    (row,) = rows
+    assert len(row["pairs"]) == 2 and all(lab[fights] == 1.0 for lab in row["rel_labels"])
     assert stats["positive"] == 2 and stats["negative_total"] == 0
+
+
+def test_negative_ratio_below_zero_keeps_every_pair(schema):
+    doc = Document("d", TEXT, tuple(spans()), (Relation("o", "l", "AFFILIATED_WITH"),))
+    rows, stats = training_rows([doc], encoder(schema), negative_ratio=-1, seed=0)
+    assert stats["negative_kept"] == stats["negative_total"] == 4
 
 
 def test_attribute_rows(schema):
     doc = parse_markup("{two men|CASUALTY_FIGURE#c=killed} were killed", schema)
     enc = encoder(schema, texts=["two men were killed"], max_length=32)
     rows, stats = training_rows([doc], enc, negative_ratio=1.0, seed=0)
-    assert stats["attribute"] == 1 and rows[0]["task"] == 1
-    assert enc.attributes[0].choices[rows[0]["attr_label"]] == "killed"
+    assert stats["attribute"] == 1 and rows[0]["pairs"] == []
+    ((pos, k, choice),) = rows[0]["attrs"]
+    assert enc.tokenizer.convert_ids_to_tokens(rows[0]["input_ids"])[pos] == "<S:CASUALTY_FIGURE>"
+    assert rows[0]["position_ids"][pos:pos + 2] == [1, 2]  # "two" and "men" after [CLS]
+    assert enc.attributes[k].choices[choice] == "killed"

@@ -64,6 +64,22 @@ def _api_key(args) -> str:
     return key
 
 
+def cmd_corpus_standoff(args) -> int:
+
+    from conflict_ie.labelstudio import read_labelstudio
+    from conflict_ie.standoff import standoff_tasks
+
+    schema = _schema(args)
+    tasks = standoff_tasks(args.annotations, args.text_root, schema, shared_only=args.shared_only)
+    Path(args.out).write_text(json.dumps(tasks, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    # Read back with the strict reader: what is written is what a corpus build will read.
+    docs = read_labelstudio(args.out, schema, policy="ground_truth").require_documents()
+    n_ann = sum(len(t["annotations"]) for t in tasks)
+    print(f"wrote {args.out}: {len(tasks)} task(s), {n_ann} annotation(s), {sum(len(d.spans) for d in docs)} "
+          "spans in the ground-truth annotations", file=sys.stderr)
+    return 0
+
+
 def cmd_train(args) -> int:
     from conflict_ie.config import TrainConfig
     from conflict_ie.run import train
@@ -189,7 +205,8 @@ def cmd_predict(args) -> int:
             raise InputError(str(exc), source=name) from None
         names.append(name)
     predictor = Predictor.from_pretrained(args.model, threshold=args.threshold,
-                                          relation_threshold=args.relation_threshold)
+                                          relation_threshold=args.relation_threshold, precision=args.precision,
+                                          backend=args.backend)
     preds = list(predictor.stream(texts, batch_size=args.batch_size))
     write_predictions(sys.stdout, names, preds, args.format)
     return 0
@@ -291,6 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--push-to-hub", default=None, metavar="REPO")
     sp.set_defaults(func=cmd_corpus_build)
 
+    sp = c.add_parser("standoff", help="join stand-off annotations with their texts into a Label Studio export")
+    sp.add_argument("--annotations", action="append", required=True, metavar="DIR",
+                    help="stand-off folder (repeatable: each becomes one annotator's annotation of a task)")
+    sp.add_argument("--text-root", default=None, help="the texts (default: each folder's manifest, "
+                    "../shared/data/re3d for the bundled re3d annotations)")
+    sp.add_argument("--shared-only", action="store_true", help="only documents that every folder annotated")
+    schema_arg(sp)
+    sp.add_argument("--out", required=True, help="the Label Studio JSON export to write")
+    sp.set_defaults(func=cmd_corpus_standoff)
+
     sp = sub.add_parser("train", help="fine-tune from a YAML config")
     sp.add_argument("--config", required=True)
     sp.add_argument("--corpus", default=None)
@@ -321,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--text-field", default="text", help="JSONL field holding the text")
     sp.add_argument("--id-field", default="id", help="JSONL field naming the text")
     sp.add_argument("--format", default="table", choices=["table", "json", "jsonl", "labelstudio", "casualties"])
+    from conflict_ie.runtime import add_runtime_arguments
+
+    add_runtime_arguments(sp)
     sp.set_defaults(func=cmd_predict)
 
     from conflict_ie.serve import add_arguments as serve_arguments

@@ -56,6 +56,9 @@ class NerConfig:
 
     max_length: int = field(default=256, metadata={"help": "tokens per window, special tokens included"})
     stride: int = field(default=64, metadata={"help": "tokens shared by neighbouring windows"})
+    extra_window_lengths: tuple[int, ...] = field(default=(), metadata={
+        "help": "train on windows of these lengths too (e.g. [512]), so that the model reads long windows as "
+                "well as max_length; the run then predicts with the fastest length that costs no validation F1"})
     label_all_tokens: bool = field(default=False, metadata={
         "help": "label every sub-token, not only the first (a word then reads the mean over its sub-tokens)"})
     decoding: Literal["viterbi", "argmax"] = field(default="viterbi", metadata={
@@ -77,16 +80,19 @@ class NerConfig:
 
 @dataclass(frozen=True)
 class RelationConfig:
-    """The entity-pair relation classifier and the casualty-type head (Zhong & Chen 2021)."""
+    """The relation classifier and the casualty-type head: one encoder pass per window of text, its
+    candidate pairs as levitated markers (``relation_data``)."""
 
     enabled: bool = True
-    max_length: int = 192
+    max_length: int = field(default=192, metadata={"help": "tokens per window, markers included"})
     max_sentence_distance: int = field(default=1, metadata={"help": "0: same sentence; 1: neighbouring too"})
     max_token_distance: int = field(default=80, metadata={"help": "cap on the tokens between the two spans"})
-    negative_ratio: float = field(default=3.0, metadata={"help": "NONE pairs kept per positive pair in training"})
+    max_pairs: int = field(default=32, metadata={"help": "candidate pairs packed as levitated markers into one pass"})
+    negative_ratio: float = field(default=3.0, metadata={
+        "help": "pairs with no relation learned from per positive pair (negative: all of them)"})
     learning_rate: float = 5e-5
     epochs: float = 8.0
-    batch_size: int = 16
+    batch_size: int = field(default=16, metadata={"help": "windows per batch"})
     warmup: float = 0.1
     weight_decay: float = 0.01
     max_steps: int = -1
@@ -117,7 +123,10 @@ class TrainConfig:
     base_model: str = field(default="minilm-l6-offline", metadata={"help": "alias, hub id or local path"})
     schema: str = field(default="conflict", metadata={"help": "schema name or YAML path"})
     corpus: str = field(default="", metadata={"help": "corpus folder (conflict-ie corpus build)"})
-    inputs: tuple[str, ...] = field(default=(), metadata={"help": "Label Studio exports to build the corpus from"})
+    inputs: tuple[str, ...] = field(default=(), metadata={
+        "help": "Label Studio exports, or stand-off folders (conflict_ie.standoff), to build the corpus from"})
+    text_root: str = field(default="", metadata={
+        "help": "where stand-off inputs find their texts (default: each folder's manifest)"})
     hub_datasets: tuple[str, ...] = field(default=(), metadata={"help": "Hub ids of the training data (model card)"})
     output_dir: str = "runs/conflict-minilm"
     seed: int = 42

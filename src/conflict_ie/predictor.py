@@ -44,6 +44,7 @@ from conflict_ie.alignment import (
 from conflict_ie.documents import Span
 from conflict_ie.errors import ConfigError, InputError
 from conflict_ie.results import Entity, Prediction
+from conflict_ie.runtime import check_runtime, make_runner
 from conflict_ie.schema import EntityLabel, LabelSchema
 
 INFERENCE_FILE = "conflict_ie.json"
@@ -138,7 +139,8 @@ class Predictor:
 
     def __init__(self, model, tokenizer, schema: LabelSchema, *, max_length: int = 256, stride: int = 64,
                  decoding: str = "argmax", word_probs: str = "first", relation_model=None, device: str | None = None,
-                 threshold: float = 0.0, progress: bool | None = None):
+                 threshold: float = 0.0, progress: bool | None = None, precision: str = "fp32",
+                 backend: str = "torch", cache: str | os.PathLike | None = None):
         if decoding not in DECODINGS or word_probs not in WORD_PROBS:
             raise ConfigError(f"decoding must be one of {DECODINGS} and word_probs one of {WORD_PROBS}, "
                               f"got {decoding!r} and {word_probs!r}")
@@ -156,6 +158,9 @@ class Predictor:
         self.relation_model = relation_model
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
+        self.precision, self.backend = precision, backend
+        self._forward = make_runner(self.model, "logits", precision=precision, backend=backend,
+                                    cache=Path(cache) if cache else None, name="ner")
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self._prefix, self._suffix = special_tokens(tokenizer)
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -179,6 +184,8 @@ class Predictor:
         threshold: float = 0.0,
         relation_threshold: float | None = None,
         progress: bool | None = None,
+        precision: str = "fp32",
+        backend: str = "torch",
     ) -> "Predictor":
         """Load a run folder, a checkpoint folder or a hub id. Only safetensors weights, no remote code.
 
@@ -186,12 +193,17 @@ class Predictor:
         error naming the difference. ``decoding`` overrides the run's own (``viterbi`` or
         ``argmax``; a folder without ``conflict_ie.json`` decodes by argmax, as a plain
         ``transformers`` pipeline does). ``threshold`` and ``relation_threshold``: see the class.
+        ``precision`` (``fp32``, ``bf16``, ``int8``) and ``backend`` (``torch``, ``onnxruntime``)
+        choose how both models run (:mod:`conflict_ie.runtime`; ONNX exports are cached in
+        ``RUN/onnx``); an unsupported pair is an error naming the ones there are.
 
         Example:
             >>> # Predictor.from_pretrained("runs/demo", threshold=0.5, relation_threshold=0.7)
+            >>> # Predictor.from_pretrained("runs/demo", precision="int8", backend="onnxruntime")
         """
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+        check_runtime(precision, backend)  # before loading anything: a typo should cost nothing
         root = resolve_model_dir(path_or_id, revision)
         if not (root / "config.json").exists():
             raise InputError(f"{root} has no config.json: not a run or checkpoint folder")
@@ -215,7 +227,8 @@ class Predictor:
             from conflict_ie.relation_inference import RelationExtractor
 
             relation_model = RelationExtractor.from_pretrained(root / "relations", schema=own,
-                                                               threshold=relation_threshold, device=device)
+                                                               threshold=relation_threshold, device=device,
+                                                               precision=precision, backend=backend)
         return cls(
             model,
             tokenizer,
@@ -228,6 +241,9 @@ class Predictor:
             device=device,
             threshold=threshold,
             progress=progress,
+            precision=precision,
+            backend=backend,
+            cache=root / "onnx",
         )
 
     # --------------------------------------------------------------- prediction
@@ -320,7 +336,7 @@ class Predictor:
                 row = self._prefix + tdocs[d].ids[ws:we] + self._suffix
                 ids[r, : len(row)] = torch.tensor(row)
                 mask[r, : len(row)] = 1
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logits = self._forward(ids.to(self.device), mask.to(self.device))
             p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
             for r, (d, k, n) in enumerate(batch):
                 probs[d][k] = p[r, len(self._prefix) : len(self._prefix) + n]

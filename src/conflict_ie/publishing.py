@@ -42,6 +42,30 @@ def _r(x: float) -> str:
     return f"{x:.3f}"
 
 
+def pipeline_kwargs(run: str | Path) -> dict[str, Any]:
+    """The arguments of the plain ``transformers.pipeline`` call the model card gives: word-level
+    aggregation by each word's first sub-token (as the Predictor reads words) and the run's stride;
+    the window is the saved tokenizer's ``model_max_length``, which the run sets to its own.
+
+    Example:
+        >>> # pipeline("token-classification", model="runs/demo", **pipeline_kwargs("runs/demo"))
+    """
+    return {"aggregation_strategy": "first", "stride": int(_inference_settings(run)["stride"])}
+
+
+def _inference_settings(run: str | Path) -> dict[str, Any]:
+    """The run's ``conflict_ie.json``, or what the Predictor assumes without one."""
+    path = Path(run) / "conflict_ie.json"
+    return {"max_length": 256, "stride": 64, **(json.loads(path.read_text()) if path.exists() else {})}
+
+
+def pipeline_call(run: str | Path, model: str) -> str:
+    """The pipeline call of the model card, as Python source."""
+    kw = pipeline_kwargs(run)
+    return (f'pipeline("token-classification", model="{model}", aggregation_strategy="{kw["aggregation_strategy"]}", '
+            f'stride={kw["stride"]})')
+
+
 def card_context(run: Path, repo_id: str) -> tuple[Any, dict[str, Any]]:
     """``(ModelCardData, template variables)`` from a run folder's files."""
     from huggingface_hub import EvalResult, ModelCardData
@@ -77,6 +101,7 @@ def card_context(run: Path, repo_id: str) -> tuple[Any, dict[str, Any]]:
     corpus_counts = _corpus_counts(run, schema)
     ner_cfg, rel_cfg = config["ner"], config["relations"]
     hyper = [("base model", base_id or base), ("max length / stride", f"{ner_cfg['max_length']} / {ner_cfg['stride']}"),
+             ("also trained on windows of", ", ".join(map(str, ner_cfg.get("extra_window_lengths") or ())) or "-"),
              ("learning rate", ner_cfg["learning_rate"]), ("epochs (max)", ner_cfg["epochs"]),
              ("batch size", ner_cfg["batch_size"]), ("warm-up", ner_cfg["warmup"]),
              ("weight decay", ner_cfg["weight_decay"]), ("label smoothing", ner_cfg["label_smoothing"]),
@@ -88,10 +113,12 @@ def card_context(run: Path, repo_id: str) -> tuple[Any, dict[str, Any]]:
         hyper += [("relation model: learning rate / epochs", f"{rel_cfg['learning_rate']} / {rel_cfg['epochs']}"),
                   ("relation candidates", f"sentence distance <= {rel_cfg['max_sentence_distance']}, "
                                           f"<= {rel_cfg['max_token_distance']} tokens apart"),
-                  ("NONE pairs per positive", rel_cfg["negative_ratio"])]
+                  ("NONE pairs per positive", "all" if rel_cfg["negative_ratio"] < 0 else rel_cfg["negative_ratio"])]
     context = {
         "model_name": repo_id.split("/")[-1],
         "repo_id": repo_id,
+        "pipeline_call": pipeline_call(run, repo_id),
+        "window": _inference_settings(run)["max_length"],
         "package_version": __version__,
         "year": datetime.date.today().year if not info.get("year") else info["year"],
         "base_model": base_id or base,

@@ -1,20 +1,27 @@
-"""Relation inputs: typed markers, candidate pairs and their encoding (Zhong & Chen 2021, "PURE").
+"""Relation inputs: windows of text read in one encoder pass, every candidate pair as levitated markers.
 
-For a candidate pair, typed markers go around the two spans in their context
-(``<S:OFFICIAL> Gladkov </S:OFFICIAL> ... <O:LOCATION> Belgorod </O:LOCATION>``);
-the relation model reads the marked text and classifies the pair from its two
-start-marker states. Direction matters: (A, B) and (B, A) are different
-candidates, each only if the schema allows its label pair. A per-region
-attribute (the casualty type) marks its span alone.
+A window is a run of whole sentences that fits ``max_length`` tokens. Every candidate
+pair of the window gets four typed marker tokens appended after the text
+(``<S:OFFICIAL> </S:OFFICIAL> <O:LOCATION> </O:LOCATION>``): each takes the position
+id of its span's first or last token, so the text's positions are unchanged, and
+the attention mask lets a marker see the text and its own pair's markers, nothing
+of other pairs, while the text sees only the text. One pass then classifies every
+pair of the window from its two start markers, each conditioned on its own pair as
+in PURE's one-pass-per-pair design (Zhong & Chen 2021), whose "approximation" (and
+PL-Marker, Ye et al. 2022) this is: the cost grows with the text plus four tokens a
+pair, not with a text pass per pair, which made relations about 92% of prediction
+time. A per-region attribute (the casualty type) gets its span's two subject markers
+alone. A window with many pairs is packed into several passes of at most
+``max_pairs`` pairs, each repeating the text.
 
-Candidates are pairs in the same or a neighbouring sentence (configurable), with
-at most ``max_token_distance`` sub-tokens of the relation tokenizer between them.
-Every text is prepared once (:meth:`RelationEncoder.prepare`: sentences and
-sub-token offsets); the encoder keeps no per-text state, so one encoder serves
-many threads.
-
-A pair's gold labels are a set: a pair may hold several relations, and the
+Neighbouring windows share ``max_sentence_distance`` sentences, so that every
+candidate pair (same or neighbouring sentence) lies whole in some window; a pair is
+classified in the window where it sits most centrally. Direction matters: (A, B)
+and (B, A) are different candidates, each only if the schema allows its label
+pair. A pair's gold labels are a set: a pair may hold several relations, and the
 reverse of a pair holding a symmetric relation holds it too.
+
+The encoder keeps no per-text state, so one encoder serves many threads.
 """
 
 from __future__ import annotations
@@ -29,13 +36,16 @@ from conflict_ie.documents import Document, Span
 from conflict_ie.schema import Attribute, LabelSchema
 from conflict_ie.sentences import Sentences
 
+#: What a relation model folder's config calls this design (an older folder, one pass per pair, has none).
+DESIGN = "levitated_markers"
+
 
 def marker_tokens(schema: LabelSchema) -> list[str]:
     """The typed marker strings added to the tokenizer as special tokens.
 
     Example:
-        >>> marker_tokens(LabelSchema.load("conflict"))[:2]
-        ['<S:ARMED_GROUP>', '</S:ARMED_GROUP>']
+        >>> marker_tokens(LabelSchema.load("conflict"))[:4]
+        ['<S:ARMED_GROUP>', '</S:ARMED_GROUP>', '<O:ARMED_GROUP>', '</O:ARMED_GROUP>']
     """
     out = []
     for label in schema.entity_labels:
@@ -44,68 +54,39 @@ def marker_tokens(schema: LabelSchema) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Marked:
-    """A context with markers inserted, and where each original character went."""
-
-    text: str
-    head_marker: int  # character offset of the head's start marker in ``text``
-    tail_marker: int | None
-    char_map: list[int]  # for each character of ``text``, its offset in the document (-1 for marker text)
-
-
-def insert_markers(text: str, ctx: tuple[int, int], head: Span, tail: Span | None) -> Marked:
-    """Insert typed markers around ``head`` (subject) and ``tail`` (object) inside ``text[ctx[0]:ctx[1]]``.
-
-    Example:
-        >>> m = insert_markers("Gladkov of Belgorod said", (0, 24), Span("a", 0, 7, "OFFICIAL"),
-        ...                    Span("b", 11, 19, "LOCATION"))
-        >>> m.text
-        '<S:OFFICIAL> Gladkov </S:OFFICIAL> of <O:LOCATION> Belgorod </O:LOCATION> said'
-        >>> "".join(m.text[i] for i, o in enumerate(m.char_map) if o >= 0) == "Gladkov of Belgorod said"
-        True
-    """
-    inserts = [(head.start, 0, f"<S:{head.label}> ", "head"), (head.end, 1, f" </S:{head.label}>", None)]
-    if tail is not None:
-        inserts += [(tail.start, 0, f"<O:{tail.label}> ", "tail"), (tail.end, 1, f" </O:{tail.label}>", None)]
-    # At one position, closing markers go before opening ones (adjacent spans).
-    inserts.sort(key=lambda x: (x[0], -x[1]))
-    pieces, char_map = [], []
-    pos = ctx[0]
-    where: dict[str, int] = {}
-    length = 0
-    for at, _, marker, name in inserts:
-        chunk = text[pos:at]
-        pieces.append(chunk)
-        char_map += range(pos, at)
-        length += len(chunk)
-        if name:
-            where[name] = length
-        pieces.append(marker)
-        char_map += [-1] * len(marker)
-        length += len(marker)
-        pos = at
-    pieces.append(text[pos : ctx[1]])
-    char_map += range(pos, ctx[1])
-    return Marked("".join(pieces), where["head"], where.get("tail"), char_map)
-
-
-@dataclass(frozen=True)
 class PreparedText:
-    """What every candidate of one text needs, computed once: sentences and sub-token offsets."""
+    """What every window of one text needs, computed once: sentences and sub-token offsets."""
 
     text: str
     sentences: Sentences
     token_starts: np.ndarray  # start offset of every sub-token of the text, ascending
 
 
+@dataclass(frozen=True)
+class Window:
+    """A character range of the text, tokenized (special tokens included), with the first and last
+    token index of every span that lies whole inside it (``positions``: span id -> (first, last))."""
+
+    start: int
+    end: int
+    input_ids: list[int]
+    positions: dict[str, tuple[int, int]]
+
+    def centrality(self, lo: int, hi: int) -> int:
+        """How far ``[lo, hi)`` sits from the window's nearer edge (higher: more context around it)."""
+        return min(lo - self.start, self.end - hi)
+
+
 @dataclass
 class CandidateStats:
-    """Candidate pairs seen, and those dropped because their markers did not fit the window."""
+    """Candidate pairs seen and those no window could hold; windows encoded and their tokens."""
 
     pairs: int = 0
     dropped_window: int = 0
     attributes: int = 0
     attributes_dropped_window: int = 0
+    windows: int = 0
+    window_tokens: int = 0
 
     def add(self, other: "CandidateStats") -> None:
         for k in vars(self):
@@ -115,9 +96,13 @@ class CandidateStats:
         return dict(vars(self))
 
 
+#: A job of one window: ``("pair", head, tail)`` or ``("attr", span, attribute index)``.
+Job = tuple[str, Span, Any]
+
+
 @dataclass(frozen=True)
 class RelationEncoder:
-    """Turns (text, head, tail) into model inputs; shared by training and inference, and stateless.
+    """Turns a text and its spans into windows and jobs; shared by training and inference, stateless.
 
     ``attributes`` are the schema's per-region choice attributes the model predicts, in order.
     """
@@ -128,13 +113,14 @@ class RelationEncoder:
     max_sentence_distance: int
     max_token_distance: int
     attributes: tuple[Attribute, ...] = field(default=())
+    max_pairs: int = 32
 
     @property
     def relation_labels(self) -> tuple[str, ...]:
         return self.schema.relation_labels
 
     def prepare(self, text: str) -> PreparedText:
-        """Sentences and sub-token offsets of ``text`` (once per text, whatever the number of pairs)."""
+        """Sentences and sub-token offsets of ``text`` (once per text)."""
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
                              verbose=False)
         starts = np.array([s for s, e in enc["offset_mapping"] if e > s], dtype=np.int64)
@@ -176,34 +162,132 @@ class RelationEncoder:
                 out.append((h, t))
         return out
 
-    def encode(self, prep: PreparedText, head: Span, tail: Span | None) -> dict[str, Any] | None:
-        """Model inputs for one candidate (``tail=None``: an attribute of ``head``), or None if the
-        markers do not fit in ``max_length`` tokens even in a narrowed context."""
-        spans = [head] + ([tail] if tail else [])
-        sents = prep.sentences
-        first = min(sents.index_of(s.start) for s in spans)
-        last = max(sents.index_of(s.end - 1) for s in spans)
-        ctx = sents.context(first, last)
-        ctx = (min(ctx[0], *(s.start for s in spans)), max(ctx[1], *(s.end for s in spans)))
-        for _ in range(3):
-            marked = insert_markers(prep.text, ctx, head, tail)
-            enc = self.tokenizer(marked.text, return_offsets_mapping=True, truncation=False, verbose=False)
-            if len(enc["input_ids"]) <= self.max_length:
+    def _units(self, prep: PreparedText, spans: Sequence[Span], budget: int) -> list[tuple[int, int]]:
+        """Character ranges to build windows from: the sentences, a sentence longer than half the
+        budget cut at token starts outside spans, and a range widened to hold every span it cuts."""
+        starts = prep.token_starts
+        units = []
+        for lo, hi in prep.sentences.bounds:
+            a, b = int(np.searchsorted(starts, lo)), int(np.searchsorted(starts, hi))
+            step = max(budget // 2, 1)
+            cuts = [int(starts[k]) for k in range(a + step, b, step)]
+            edges = [lo] + [c for c in cuts if not any(s.start < c < s.end for s in spans)] + [hi]
+            units += list(zip(edges[:-1], edges[1:]))
+        # A span that crosses a unit edge (a sentence boundary inside a name) joins the two units.
+        merged: list[tuple[int, int]] = []
+        for lo, hi in units:
+            if merged and any(s.start < lo and s.end > merged[-1][1] for s in spans):
+                merged[-1] = (merged[-1][0], hi)
+            else:
+                merged.append((lo, hi))
+        return merged
+
+    def _cost(self, prep: PreparedText, lo: int, hi: int) -> int:
+        starts = prep.token_starts
+        return int(np.searchsorted(starts, hi) - np.searchsorted(starts, lo)) + 2
+
+    def encode_window(self, prep: PreparedText, ctx: tuple[int, int], spans: Sequence[Span]) -> Window | None:
+        """Tokenize ``prep.text[ctx]`` and find the tokens of every span inside it; None if too long."""
+        enc = self.tokenizer(prep.text[ctx[0]:ctx[1]], return_offsets_mapping=True, truncation=False, verbose=False)
+        if len(enc["input_ids"]) > self.max_length:
+            return None
+        # Special tokens ([CLS]) have the empty offset (0, 0): only real tokens are looked at.
+        real = [(i, ctx[0] + a, ctx[0] + b) for i, (a, b) in enumerate(enc["offset_mapping"]) if b > a]
+        positions = {}
+        for s in spans:
+            if s.start >= ctx[0] and s.end <= ctx[1]:
+                toks = [i for i, a, b in real if a < s.end and b > s.start]
+                if toks:
+                    positions[s.id] = (toks[0], toks[-1])
+        return Window(ctx[0], ctx[1], list(enc["input_ids"]), positions)
+
+    def windows(self, prep: PreparedText, spans: Sequence[Span]) -> list[Window]:
+        """Windows over the whole text: runs of units within ``max_length`` tokens, neighbours sharing
+        ``max_sentence_distance`` units so that any candidate pair lies whole in one of them.
+
+        Example:
+            >>> # enc.windows(enc.prepare(text), spans)[0].positions  -> {span id: (first token, last token)}
+        """
+        units = self._units(prep, spans, self.max_length)
+        d, out, i = self.max_sentence_distance, [], 0
+        while i < len(units):
+            j = i
+            while j + 1 < len(units) and self._cost(prep, units[i][0], units[j + 1][1]) <= self.max_length:
+                j += 1
+            window = self.encode_window(prep, (units[i][0], units[j][1]), spans)
+            if window is not None:
+                out.append(window)
+            if j == len(units) - 1:
                 break
-            # Too long: narrow the context around the spans and try again.
-            lo, hi = min(s.start for s in spans), max(s.end for s in spans)
-            margin = max(0, (ctx[1] - ctx[0]) // 4)
-            ctx = (max(ctx[0], lo - margin), min(ctx[1], hi + margin))
-        else:
-            return None
-        # Special tokens ([CLS]) have the empty offset (0, 0): match real tokens only, or a span at the
-        # very start of the context would point at [CLS] instead of its marker.
-        starts = {o[0]: i for i, o in reversed(list(enumerate(enc["offset_mapping"]))) if o[1] > o[0]}
-        head_pos = starts.get(marked.head_marker)
-        tail_pos = starts.get(marked.tail_marker) if tail else head_pos
-        if head_pos is None or tail_pos is None:
-            return None
-        return {"input_ids": list(enc["input_ids"]), "head_pos": head_pos, "tail_pos": tail_pos}
+            i = max(i + 1, j - d + 1)
+        return out
+
+    def jobs(self, prep: PreparedText, spans: Sequence[Span], pairs: Sequence[tuple[Span, Span]] | None = None,
+             stats: CandidateStats | None = None) -> list[tuple[Window, list[Job]]]:
+        """The windows that have something to classify, each with its jobs: the candidate pairs
+        (``pairs``, by default all of :meth:`candidates`) and the attribute spans it holds most
+        centrally. What no window holds is counted in ``stats`` as dropped."""
+        stats = stats if stats is not None else CandidateStats()
+        pairs = self.candidates(prep, spans) if pairs is None else pairs
+        windows = self.windows(prep, spans)
+        todo: dict[int, list[Job]] = {}
+
+        def place(job: Job, ids: tuple[str, ...], lo: int, hi: int) -> bool:
+            best = max((k for k, w in enumerate(windows) if w.start <= lo and hi <= w.end
+                        and all(i in w.positions for i in ids)),
+                       key=lambda k: windows[k].centrality(lo, hi), default=None)
+            if best is None:
+                return False
+            todo.setdefault(best, []).append(job)
+            return True
+
+        for h, t in pairs:
+            stats.pairs += 1
+            if not place(("pair", h, t), (h.id, t.id), min(h.start, t.start), max(h.end, t.end)):
+                stats.dropped_window += 1
+        for k, attr in enumerate(self.attributes):
+            for s in spans:
+                if s.label in attr.applies_to:
+                    stats.attributes += 1
+                    if not place(("attr", s, k), (s.id,), s.start, s.end):
+                        stats.attributes_dropped_window += 1
+        out = [(windows[k], todo[k]) for k in sorted(todo)]
+        stats.windows += len(out)
+        return out
+
+    def pack(self, window: Window, jobs: Sequence[Job], stats: CandidateStats | None = None) -> list[dict[str, Any]]:
+        """Encoder inputs for a window's jobs: the text, then levitated markers, at most ``max_pairs``
+        pairs (an attribute span counts as one) per input. Each input lists ``jobs`` (its own, in
+        order), ``position_ids``, ``groups`` (per token: -1 for text, else the job it belongs to),
+        ``pairs`` (the two start-marker indices of each pair job) and ``attrs`` ((start-marker
+        index, attribute index) of each attribute job)."""
+        tok = self.tokenizer
+        n = len(window.input_ids)
+        out = []
+        for g in range(0, len(jobs), self.max_pairs):
+            group = jobs[g : g + self.max_pairs]
+            ids, pos, groups = list(window.input_ids), list(range(n)), [-1] * n
+            pairs, attrs = [], []
+            for k, (kind, span, other) in enumerate(group):
+                first, last = window.positions[span.id]
+                s_at = len(ids)
+                ids += tok.convert_tokens_to_ids([f"<S:{span.label}>", f"</S:{span.label}>"])
+                pos += [first, last]
+                groups += [k, k]
+                if kind == "pair":
+                    t_first, t_last = window.positions[other.id]
+                    o_at = len(ids)
+                    ids += tok.convert_tokens_to_ids([f"<O:{other.label}>", f"</O:{other.label}>"])
+                    pos += [t_first, t_last]
+                    groups += [k, k]
+                    pairs.append([s_at, o_at])
+                else:
+                    attrs.append([s_at, other])
+            out.append({"input_ids": ids, "position_ids": pos, "groups": groups, "pairs": pairs, "attrs": attrs,
+                        "jobs": list(group)})
+            if stats is not None:
+                stats.window_tokens += len(ids)
+        return out
 
 
 def gold_label_sets(doc: Document, schema: LabelSchema) -> dict[tuple[str, str], frozenset[str]]:
@@ -227,18 +311,17 @@ def gold_label_sets(doc: Document, schema: LabelSchema) -> dict[tuple[str, str],
 
 
 def training_rows(docs: Sequence[Document], enc: RelationEncoder, *, negative_ratio: float, seed: int):
-    """Relation rows (positives + subsampled pairs with no relation) and attribute rows from gold documents.
+    """One row per window of the gold documents: its tokens, its pairs and its attribute spans.
 
-    A relation row carries ``task`` 0, ``rel_labels``, a multi-hot vector over the schema's
-    relation labels, and ``rel_mask``, which of those labels the schema allows for the pair's two
-    entity labels: only those are learned from the row. (A label that cannot hold between an
-    OFFICIAL and a LOCATION learns nothing from such pairs; without the mask a rare label sees
-    every other pair as a negative and never reaches the threshold.) An attribute row carries
-    ``task`` 1 + the attribute's index and ``attr_label``, the index of its choice.
+    The pairs are the positives and, per document, a sample of the pairs with no relation
+    (``negative_ratio`` per positive; a negative ratio keeps them all). A pair carries
+    ``rel_labels``, a multi-hot vector over the schema's relation labels, and ``rel_mask``,
+    which of those labels the schema allows for its two entity labels: only those are learned
+    from it (without the mask a rare label sees every other pair as a negative and never reaches
+    the threshold). An attribute span carries the index of its attribute and of its choice.
     """
     rng = random.Random(seed)
     labels = enc.relation_labels
-    n_rel = len(labels)
     rows: list[dict[str, Any]] = []
     stats = {"positive": 0, "negative_kept": 0, "negative_total": 0, "gold_out_of_reach": 0, "attribute": 0,
              "pair_labels_max": 0}
@@ -247,68 +330,91 @@ def training_rows(docs: Sequence[Document], enc: RelationEncoder, *, negative_ra
         gold = gold_label_sets(doc, enc.schema)
         prep = enc.prepare(doc.text)
         pairs = enc.candidates(prep, doc.spans)
-        cand.pairs += len(pairs)
         reach = {(h.id, t.id) for h, t in pairs}
         stats["gold_out_of_reach"] += sum(1 for k in gold if k not in reach)
         pos = [p for p in pairs if (p[0].id, p[1].id) in gold]
         neg = [p for p in pairs if (p[0].id, p[1].id) not in gold]
         stats["negative_total"] += len(neg)
-        keep = min(len(neg), int(round(negative_ratio * max(len(pos), 1))))
-        for h, t in pos + rng.sample(neg, keep):
-            row = enc.encode(prep, h, t)
-            if row is None:
-                cand.dropped_window += 1
-                continue
-            found = gold.get((h.id, t.id), frozenset())
-            stats["pair_labels_max"] = max(stats["pair_labels_max"], len(found))
-            rows.append({**row, "task": 0, "rel_labels": [float(l in found) for l in labels],
-                         "rel_mask": [float(enc.schema.allows(l, h.label, t.label)) for l in labels],
-                         "attr_label": -100})
-            stats["positive" if found else "negative_kept"] += 1
-        for k, attr in enumerate(enc.attributes):
-            for s in doc.spans:
-                value = s.attributes.get(attr.name)
-                if s.label not in attr.applies_to or value not in attr.choices:
-                    continue
-                cand.attributes += 1
-                row = enc.encode(prep, s, None)
-                if row is None:
-                    cand.attributes_dropped_window += 1
-                    continue
-                rows.append({**row, "task": 1 + k, "rel_labels": [0.0] * n_rel, "rel_mask": [0.0] * n_rel,
-                             "attr_label": attr.choices.index(value)})
-                stats["attribute"] += 1
+        keep = len(neg) if negative_ratio < 0 else min(len(neg), int(round(negative_ratio * max(len(pos), 1))))
+        chosen = {(h.id, t.id) for h, t in pos + rng.sample(neg, keep)}
+        for window, jobs in enc.jobs(prep, doc.spans, [p for p in pairs if (p[0].id, p[1].id) in chosen], cand):
+            # Attribute jobs of spans with no valid choice teach nothing: left out.
+            jobs = [j for j in jobs if j[0] == "pair" or j[1].attributes.get(enc.attributes[j[2]].name)
+                    in enc.attributes[j[2]].choices]
+            for packed in enc.pack(window, jobs, cand):
+                row = {k: packed[k] for k in ("input_ids", "position_ids", "groups", "pairs")}
+                row.update(rel_labels=[], rel_mask=[], attrs=[])
+                for (kind, span, other), idx in zip(
+                        [j for j in packed["jobs"] if j[0] == "pair"], packed["pairs"]):
+                    found = gold.get((span.id, other.id), frozenset())
+                    stats["pair_labels_max"] = max(stats["pair_labels_max"], len(found))
+                    stats["positive" if found else "negative_kept"] += 1
+                    row["rel_labels"].append([float(lab in found) for lab in labels])
+                    row["rel_mask"].append([float(enc.schema.allows(lab, span.label, other.label)) for lab in labels])
+                for (kind, span, k), (idx, _) in zip([j for j in packed["jobs"] if j[0] == "attr"], packed["attrs"]):
+                    attr = enc.attributes[k]
+                    row["attrs"].append([idx, k, attr.choices.index(span.attributes[attr.name])])
+                    stats["attribute"] += 1
+                if row["pairs"] or row["attrs"]:
+                    rows.append(row)
     rng.shuffle(rows)
     stats["candidates"] = cand.to_dict()
+    stats["windows"] = len(rows)
     return rows, stats
 
 
 class RelationCollator:
-    """Pads a list of encoded rows into a batch (per batch, never to a fixed size).
+    """Pads packed rows into a batch (per batch, never to a fixed size): ids, position ids, the 4-D
+    additive attention mask of levitated markers, and the pairs and attribute spans flattened into
+    index tensors ``(row, position...)``.
+
+    In the mask, text tokens see the text; a marker sees the text and the markers of its own job;
+    a padding row sees itself only (a row that sees nothing misbehaves in SDPA's kernels).
 
     Example:
-        >>> b = RelationCollator(0)([{"input_ids": [5, 6, 7], "head_pos": 1, "tail_pos": 2, "task": 0}])
-        >>> b["input_ids"].shape, b["attention_mask"].tolist()
-        (torch.Size([1, 3]), [[1, 1, 1]])
+        >>> b = RelationCollator(0)([{"input_ids": [5, 6, 7, 8], "position_ids": [0, 1, 2, 1],
+        ...                           "groups": [-1, -1, -1, 0], "pairs": [], "attrs": [[3, 0]]}])
+        >>> b["attention_mask"][0, 0].eq(0).int().tolist()
+        [[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
+        >>> b["attr_index"].tolist()
+        [[0, 3, 0]]
     """
 
-    def __init__(self, pad_id: int):
+    def __init__(self, pad_id: int, n_labels: int = 0):
         self.pad_id = pad_id
+        self.n_labels = n_labels
 
     def __call__(self, rows):
         import torch
 
         width = max(len(r["input_ids"]) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        pos = torch.zeros((len(rows), width), dtype=torch.long)
+        groups = torch.full((len(rows), width), -2, dtype=torch.long)  # -2: padding
+        pair_index, attr_index, attr_label, rel_labels, rel_mask = [], [], [], [], []
         for i, r in enumerate(rows):
-            ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
-            mask[i, : len(r["input_ids"])] = 1
-        batch = {"input_ids": ids, "attention_mask": mask}
-        for key in ("head_pos", "tail_pos", "task", "attr_label"):
-            if key in rows[0]:
-                batch[key] = torch.tensor([r[key] for r in rows], dtype=torch.long)
-        for key in ("rel_labels", "rel_mask"):
-            if key in rows[0]:
-                batch[key] = torch.tensor([r[key] for r in rows], dtype=torch.float)
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            pos[i, :n] = torch.tensor(r["position_ids"])
+            groups[i, :n] = torch.tensor(r["groups"])
+            pair_index += [[i, h, t] for h, t in r.get("pairs", ())]
+            rel_labels += r.get("rel_labels", ())
+            rel_mask += r.get("rel_mask", ())
+            for a in r.get("attrs", ()):
+                attr_index.append([i, a[0], a[1]])
+                if len(a) > 2:
+                    attr_label.append(a[2])
+        q, k = groups[:, :, None], groups[:, None, :]
+        visible = (k == -1) & (q != -2)  # real tokens see the text
+        visible |= (q >= 0) & (k == q)  # a marker sees its own job's markers
+        visible |= torch.eye(width, dtype=torch.bool)[None]  # every row sees itself, padding included
+        mask = torch.zeros(visible.shape, dtype=torch.float).masked_fill(~visible, torch.finfo(torch.float).min)
+        batch = {"input_ids": ids, "position_ids": pos, "attention_mask": mask[:, None],
+                 "pair_index": torch.tensor(pair_index, dtype=torch.long).reshape(-1, 3),
+                 "attr_index": torch.tensor(attr_index, dtype=torch.long).reshape(-1, 3)}
+        if any("rel_labels" in r for r in rows):
+            n = self.n_labels or (len(rel_labels[0]) if rel_labels else 0)
+            batch["rel_labels"] = torch.tensor(rel_labels, dtype=torch.float).reshape(-1, n)
+            batch["rel_mask"] = torch.tensor(rel_mask, dtype=torch.float).reshape(-1, n)
+            batch["attr_label"] = torch.tensor(attr_label, dtype=torch.long)
         return batch

@@ -1,8 +1,7 @@
 """Relation inference with a saved :class:`RelationModel`: relations, attributes, casualty records.
 
-One encoder pass per candidate pair (the design the fast-prediction work replaces;
-this module's interface, ``classify`` and ``add_to``, is what the rest of the
-package uses). A pair may hold several relations: every label whose probability
+One encoder pass per window of text, its candidate pairs as levitated markers
+(``relation_data``); the windows of all the texts in a call are batched together. A pair may hold several relations: every label whose probability
 reaches the threshold is kept. A symmetric label is reported once per pair, the
 higher of its two directions' scores, head and tail in text order.
 """
@@ -18,9 +17,10 @@ import torch
 from conflict_ie.casualties import parse_count
 from conflict_ie.documents import Span
 from conflict_ie.errors import ConfigError
-from conflict_ie.relation_data import CandidateStats, RelationCollator, RelationEncoder
+from conflict_ie.relation_data import DESIGN, CandidateStats, RelationCollator, RelationEncoder
 from conflict_ie.relation_model import RelationModel
 from conflict_ie.results import CasualtyRecord, Entity, PredictedRelation, Prediction
+from conflict_ie.runtime import make_runner
 from conflict_ie.schema import CasualtyRecordSpec, LabelSchema
 
 #: ``(head, tail, label, score)`` of one predicted relation between spans.
@@ -53,47 +53,100 @@ class RelationExtractor:
     """
 
     def __init__(self, model: RelationModel, tokenizer, schema: LabelSchema, *, threshold: float | None = None,
-                 device: str | None = None):
+                 device: str | None = None, precision: str = "fp32", backend: str = "torch",
+                 cache: Path | None = None):
         cfg = model.config
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.eval().to(self.device)
+        # The encoder runs at the chosen precision and backend; the small heads stay in float32.
+        self._encode = make_runner(self.model.encoder, "last_hidden_state", precision=precision, backend=backend,
+                                   cache=cache, name="relations",
+                                   inputs=("input_ids", "attention_mask", "position_ids", "token_type_ids"))
         self.schema = schema
         self.threshold = float(cfg.threshold if threshold is None else threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"the relation threshold is a probability in [0, 1], got {self.threshold}")
         self.encoder = RelationEncoder(
             tokenizer, schema, cfg.max_input_tokens, cfg.max_sentence_distance, cfg.max_token_distance,
-            attributes=tuple(schema.attribute(a["name"]) for a in cfg.attributes))
+            attributes=tuple(schema.attribute(a["name"]) for a in cfg.attributes), max_pairs=cfg.max_pairs)
         self._collate = RelationCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self._symmetric = {r.label for r in schema.relations if r.symmetric}
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, schema: LabelSchema, threshold: float | None = None,
-                        device: str | None = None) -> "RelationExtractor":
-        """Load a relation model folder (``save_pretrained`` output plus its tokenizer)."""
+                        device: str | None = None, precision: str = "fp32",
+                        backend: str = "torch") -> "RelationExtractor":
+        """Load a relation model folder (``save_pretrained`` output plus its tokenizer); ONNX exports
+        are cached in ``path/../onnx`` (see :mod:`conflict_ie.runtime`)."""
         from transformers import AutoTokenizer
 
         path = Path(path)
         model = RelationModel.from_pretrained(path, use_safetensors=True)
+        if getattr(model.config, "design", "per_pair") != DESIGN:
+            raise ConfigError(f"the relation model in {path} was trained with the older design "
+                              f"({model.config.design!r}), which this version no longer reads: retrain it "
+                              "(conflict-ie train), or predict entities only (relations=False)")
         check_relation_schema(model.config, schema, str(path))
         tokenizer = AutoTokenizer.from_pretrained(path)
-        return cls(model, tokenizer, schema, threshold=threshold, device=device)
+        return cls(model, tokenizer, schema, threshold=threshold, device=device, precision=precision, backend=backend,
+                   cache=path.parent / "onnx")
 
     @torch.inference_mode()
-    def _run(self, rows: list[dict[str, Any]], batch_size: int) -> list[np.ndarray]:
-        """Per row: the relation probabilities (task 0) or the attribute's choice probabilities."""
-        out: list[np.ndarray] = [np.zeros(0)] * len(rows)
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["input_ids"]))
+    def _run(self, windows: list[dict[str, Any]], batch_size: int) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        """Per window row: its pairs' relation probabilities and, per attribute span, the choice
+        probabilities of that span's attribute."""
+        out: list[Any] = [None] * len(windows)
+        # Longest first, so that a batch pads to windows of about its own length.
+        order = sorted(range(len(windows)), key=lambda i: -len(windows[i]["input_ids"]))
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
-            batch = {k: v.to(self.device) for k, v in self._collate([rows[j] for j in idx]).items()}
-            res = self.model(**batch)
+            rows = [windows[j] for j in idx]
+            batch = {k: v.to(self.device) for k, v in self._collate(rows).items()}
+            states = self._encode(batch["input_ids"], batch["attention_mask"], batch["position_ids"],
+                                  torch.zeros_like(batch["input_ids"])).to(self.device)
+            res = self.model.heads(states, batch["pair_index"], batch["attr_index"])
             rel = torch.sigmoid(res["relation_logits"].float()).cpu().numpy()
             attr = [torch.softmax(a.float(), -1).cpu().numpy() for a in res["attribute_logits"]]
+            p = a = 0
             for r, j in enumerate(idx):
-                task = rows[j]["task"]
-                out[j] = rel[r] if task == 0 else attr[task - 1][r]
+                n_pairs, n_attrs = len(rows[r]["pairs"]), len(rows[r]["attrs"])
+                kinds = [k for _, k in rows[r]["attrs"]]
+                out[j] = (rel[p : p + n_pairs], [attr[k][a + m] for m, k in enumerate(kinds)])
+                p, a = p + n_pairs, a + n_attrs
         return out
+
+    def classify_many(self, items: Sequence[tuple[str, Sequence[Span]]], batch_size: int = 16,
+                      stats: CandidateStats | None = None) -> list[tuple[list[SpanRelation], dict[str, tuple]]]:
+        """:meth:`classify` for several ``(text, spans)`` at once, their windows batched together."""
+        enc = self.encoder
+        stats = stats if stats is not None else CandidateStats()
+        rows, owners = [], []
+        for n, (text, spans) in enumerate(items):
+            for window, jobs in enc.jobs(enc.prepare(text), spans, stats=stats):
+                for packed in enc.pack(window, jobs, stats):
+                    rows.append(packed)
+                    owners.append((n, [j for j in packed["jobs"] if j[0] == "pair"],
+                                   [j for j in packed["jobs"] if j[0] == "attr"]))
+        found: list[dict[tuple[str, str, str], SpanRelation]] = [{} for _ in items]
+        attributes: list[dict[str, list]] = [{} for _ in items]
+        for (n, pairs, attrs), (rel, attr) in zip(owners, self._run(rows, batch_size)):
+            for (_, h, t), p in zip(pairs, rel):
+                for k, label in enumerate(enc.relation_labels):
+                    score = float(p[k])
+                    if score < self.threshold or not self.schema.allows(label, h.label, t.label):
+                        continue
+                    # A symmetric label: both directions were scored; keep the pair once, in text order.
+                    a, b = sorted((h, t), key=lambda s: (s.start, s.end, s.id)) if label in self._symmetric \
+                        else (h, t)
+                    key = (a.id, b.id, label)
+                    if key not in found[n] or found[n][key][3] < score:
+                        found[n][key] = (a, b, label, score)
+            for (_, span, k), p in zip(attrs, attr):
+                attribute = enc.attributes[k]
+                best = int(p.argmax())
+                attributes[n].setdefault(span.id, []).append((attribute.name, attribute.choices[best], float(p[best])))
+        return [(sorted(f.values(), key=lambda r: (r[0].start, r[1].start, r[2])), {k: tuple(v) for k, v in a.items()})
+                for f, a in zip(found, attributes)]
 
     def classify(self, text: str, spans: Sequence[Span], batch_size: int = 16,
                  stats: CandidateStats | None = None) -> tuple[list[SpanRelation], dict[str, tuple]]:
@@ -101,60 +154,19 @@ class RelationExtractor:
 
         Returns ``(relations, attributes)``: ``relations`` is ``[(head, tail, label, score)]``;
         ``attributes`` maps a span id to ``((name, value, score), ...)``. ``stats``, when given,
-        counts the candidates and those whose markers did not fit the window.
+        counts the candidates, those no window could hold, and the windows encoded.
+
+        Example:
+            >>> # rels, attrs = RelationExtractor.from_pretrained("runs/demo/relations", schema=s).classify(t, spans)
         """
-        enc = self.encoder
-        prep = enc.prepare(text)
-        stats = stats if stats is not None else CandidateStats()
-        jobs, rows = [], []
-        for h, t in enc.candidates(prep, spans):
-            stats.pairs += 1
-            row = enc.encode(prep, h, t)
-            if row is None:
-                stats.dropped_window += 1
-                continue
-            jobs.append((h, t))
-            rows.append({**row, "task": 0})
-        for k, attr in enumerate(enc.attributes):
-            for s in spans:
-                if s.label in attr.applies_to:
-                    stats.attributes += 1
-                    row = enc.encode(prep, s, None)
-                    if row is None:
-                        stats.attributes_dropped_window += 1
-                        continue
-                    jobs.append((s, k))
-                    rows.append({**row, "task": 1 + k})
-        probs = self._run(rows, batch_size)
-        found: dict[tuple[str, str, str], SpanRelation] = {}
-        attributes: dict[str, list] = {}
-        for job, p in zip(jobs, probs):
-            if isinstance(job[1], int):
-                span, k = job
-                attr = enc.attributes[k]
-                best = int(p.argmax())
-                attributes.setdefault(span.id, []).append((attr.name, attr.choices[best], float(p[best])))
-                continue
-            h, t = job
-            for k, label in enumerate(enc.relation_labels):
-                score = float(p[k])
-                if score < self.threshold or not self.schema.allows(label, h.label, t.label):
-                    continue
-                # A symmetric label: both directions were scored; keep the pair once, in text order.
-                a, b = sorted((h, t), key=lambda s: (s.start, s.end, s.id)) if label in self._symmetric else (h, t)
-                key = (a.id, b.id, label)
-                if key not in found or found[key][3] < score:
-                    found[key] = (a, b, label, score)
-        relations = sorted(found.values(), key=lambda r: (r[0].start, r[1].start, r[2]))
-        return relations, {k: tuple(v) for k, v in attributes.items()}
+        return self.classify_many([(text, spans)], batch_size, stats)[0]
 
     def add_to(self, preds: Sequence[Prediction], batch_size: int = 16,
                stats: CandidateStats | None = None) -> list[Prediction]:
         """Give predictions (from the entity step) relations, attributes and casualty records."""
         out = []
-        for pred in preds:
-            spans = [Span(e.id, e.start, e.end, e.label) for e in pred.entities]
-            relations, attributes = self.classify(pred.text, spans, batch_size, stats)
+        items = [(pred.text, [Span(e.id, e.start, e.end, e.label) for e in pred.entities]) for pred in preds]
+        for pred, (relations, attributes) in zip(preds, self.classify_many(items, batch_size, stats)):
             entities = tuple(
                 Entity(e.label, e.start, e.end, e.text, e.score, e.id,
                        tuple((name, value) for name, value, _ in attributes.get(e.id, ())))

@@ -6,11 +6,15 @@ as ``config.json`` + ``model.safetensors`` like any other model; no hand-written
 files. The config carries everything inference needs: the relation labels, the
 attributes and their choices, the candidate settings and the threshold.
 
-The relation head is multi-label (one sigmoid per relation label over the two
-start-marker states), because a span pair may hold several relations; a pair
-with no relation is all zeros. Training learns each label only from pairs whose
-entity labels the schema allows it for. Each attribute head classifies its span's
-start-marker state into the attribute's choices.
+The encoder reads a window of text with every candidate pair's markers levitated
+after it (``relation_data``); every pair is classified from its two start-marker
+states, so a batch holds packed windows, and ``pair_index`` / ``attr_index`` say
+which states to read.
+The relation head is multi-label (one sigmoid per relation label), because a span
+pair may hold several relations; a pair with no relation is all zeros. Training
+learns each label only from pairs whose entity labels the schema allows it for.
+Each attribute head classifies its span's start-marker state into the attribute's
+choices.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class RelationModelConfig(PretrainedConfig):
     def __init__(self, encoder: dict | PretrainedConfig | None = None, relation_labels: list[str] | None = None,
                  attributes: list[dict[str, Any]] | None = None, max_input_tokens: int = 192,
                  max_sentence_distance: int = 1, max_token_distance: int = 80, threshold: float = 0.5,
-                 dropout: float = 0.1, **kwargs):
+                 dropout: float = 0.1, design: str = "per_pair", max_pairs: int = 32, **kwargs):
         if isinstance(encoder, dict):
             encoder = dict(encoder)
             encoder = AutoConfig.for_model(encoder.pop("model_type", "bert"), **encoder)
@@ -52,6 +56,10 @@ class RelationModelConfig(PretrainedConfig):
         self.max_token_distance = int(max_token_distance)
         self.threshold = float(threshold)
         self.dropout = float(dropout)
+        # A folder written before the one-pass design has no ``design`` and reads as "per_pair",
+        # which the inference refuses with a message rather than reading its markers wrongly.
+        self.design = str(design)
+        self.max_pairs = int(max_pairs)
         super().__init__(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,28 +106,38 @@ class RelationModel(PreTrainedModel):
         model.config.encoder = encoder.config
         return model
 
-    def forward(self, input_ids, attention_mask, head_pos, tail_pos, task, rel_labels=None, rel_mask=None,
-                attr_label=None):
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        rows = torch.arange(states.shape[0], device=states.device)
-        h = self.dropout(states[rows, head_pos])
-        t = self.dropout(states[rows, tail_pos])
-        out = {"relation_logits": self.relation_head(torch.cat([h, t], dim=-1)),
-               "attribute_logits": [head(h) for head in self.attribute_heads]}
+    def forward(self, input_ids, attention_mask, position_ids, pair_index, attr_index, rel_labels=None,
+                rel_mask=None, attr_label=None):
+        """``attention_mask``: the 4-D additive mask of levitated markers (``RelationCollator``);
+        ``pair_index``: ``(P, 3)`` rows of (input, head start marker, tail start marker);
+        ``attr_index``: ``(A, 3)`` rows of (input, span start marker, attribute index)."""
+        # token_type_ids given explicitly: BERT's default buffer is 512 long, and markers can go past it.
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                              token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+        out = self.heads(states, pair_index, attr_index)
         if rel_labels is not None or attr_label is not None:
             losses = []
-            is_rel = task == 0
-            if rel_labels is not None and is_rel.any():
+            if rel_labels is not None and len(rel_labels):
                 # Only the labels the schema allows for the pair's entity labels are learned (``rel_mask``).
-                each = nn.functional.binary_cross_entropy_with_logits(
-                    out["relation_logits"][is_rel], rel_labels[is_rel], reduction="none")
-                mask = rel_mask[is_rel] if rel_mask is not None else torch.ones_like(each)
+                each = nn.functional.binary_cross_entropy_with_logits(out["relation_logits"], rel_labels,
+                                                                      reduction="none")
+                mask = rel_mask if rel_mask is not None else torch.ones_like(each)
                 losses.append((each * mask).sum() / mask.sum().clamp(min=1.0))
             for k, logits in enumerate(out["attribute_logits"]):
-                mine = task == 1 + k
+                mine = attr_index[:, 2] == k
                 if attr_label is not None and mine.any():
                     losses.append(nn.functional.cross_entropy(logits[mine], attr_label[mine]))
             out["loss"] = torch.stack(losses).mean() if losses else states.sum() * 0.0
+        return out
+
+    def heads(self, states, pair_index, attr_index):
+        """The relation and attribute logits from encoder states (a runner's output at inference)."""
+        states = states.to(self.relation_head.weight.dtype)
+        h = self.dropout(states[pair_index[:, 0], pair_index[:, 1]])
+        t = self.dropout(states[pair_index[:, 0], pair_index[:, 2]])
+        a = self.dropout(states[attr_index[:, 0], attr_index[:, 1]])
+        out = {"relation_logits": self.relation_head(torch.cat([h, t], dim=-1)),
+               "attribute_logits": [head(a) for head in self.attribute_heads]}
         return out
 
 

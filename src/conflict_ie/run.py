@@ -34,16 +34,18 @@ from conflict_ie.corpus import (build_corpus, deduplicate, documents_of, label_c
 from conflict_ie.documents import Document
 from conflict_ie.errors import ConfigError
 from conflict_ie.labelstudio import read_labelstudio
-from conflict_ie.predictor import INFERENCE_FILE
+from conflict_ie.evaluation import strict_scores
+from conflict_ie.predictor import INFERENCE_FILE, Predictor
 from conflict_ie.report import evaluate_run
 from conflict_ie.schema import LabelSchema
+from conflict_ie.standoff import is_standoff_folder, read_standoff
 from conflict_ie.training import (inference_settings, refit_corpus, selected_epoch, stop_at_epoch, train_ner,
                                   train_relations)
 
 
 def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: Path):
     """The corpus to train on: a folder given on the command line or in the config, or built from
-    the config's ``inputs`` (Label Studio exports) into ``RUN/corpus``."""
+    the config's ``inputs`` (Label Studio exports and stand-off folders) into ``RUN/corpus``."""
     corpus_dir = corpus_dir or config.corpus
     if corpus_dir:
         return load_corpus(corpus_dir)
@@ -52,7 +54,10 @@ def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: 
     schema = LabelSchema.load(config.schema)
     docs: list[Document] = []
     for path in config.inputs:
-        docs += read_labelstudio(path, schema).require_documents()
+        if is_standoff_folder(path):
+            docs += read_standoff(path, config.text_root or None, schema)
+        else:
+            docs += read_labelstudio(path, schema).require_documents()
     # The same article twice (by task id or by text) would sit in train and test at once.
     docs = deduplicate(docs)[0][""]
     splits = split_documents(docs, config.split)
@@ -63,6 +68,41 @@ def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: 
     return corpus, schema
 
 
+
+
+def choose_window(run: Path, docs: Sequence[Document], lengths: Sequence[int], stride: int,
+                  tolerance: float = 0.005) -> dict[str, Any]:
+    """The window length the run predicts with: the fastest of ``lengths`` whose strict validation F1
+    is within ``tolerance`` of the best. Writes it into the run's ``conflict_ie.json`` and the saved
+    tokenizer's ``model_max_length``, so that a plain ``transformers`` pipeline reads the same windows.
+
+    Example:
+        >>> # choose_window(Path("runs/demo"), validation_docs, (128, 512), 32)["chosen"]
+    """
+    from transformers import AutoTokenizer
+
+    predictor = Predictor.from_pretrained(run, relations=False)
+    found: dict[int, dict[str, float]] = {}
+    for n in lengths:
+        predictor.max_length = n
+        seconds = []
+        for _ in range(2):  # the better of two: the first pays for warm-up
+            t0 = time.perf_counter()
+            outs = predictor.ner([d.text for d in docs])
+            seconds.append(time.perf_counter() - t0)
+        f1 = strict_scores([d.spans for d in docs], [[s for s, _ in o.spans] for o in outs],
+                           predictor.schema.entity_labels)["micro"]["f1"] if docs else 0.0
+        found[n] = {"validation_strict_f1": round(f1, 4), "seconds": round(min(seconds), 3)}
+    best = max(v["validation_strict_f1"] for v in found.values())
+    chosen = min((n for n, v in found.items() if v["validation_strict_f1"] >= best - tolerance),
+                 key=lambda n: found[n]["seconds"]) if docs else lengths[0]
+    settings = json.loads((run / INFERENCE_FILE).read_text())
+    (run / INFERENCE_FILE).write_text(json.dumps({**settings, "max_length": chosen, "stride": stride}, indent=2) + "\n")
+    tokenizer = AutoTokenizer.from_pretrained(run)
+    tokenizer.model_max_length = chosen
+    tokenizer.save_pretrained(run)
+    return {"lengths": {str(n): v for n, v in found.items()}, "chosen": chosen, "tolerance": tolerance,
+            "validation_documents": len(docs)}
 
 
 def corpus_origins(corpus) -> dict[str, int]:
@@ -134,6 +174,10 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
     (out / INFERENCE_FILE).write_text(
         json.dumps({"max_length": config.ner.max_length, "stride": config.ner.stride, **inference_settings(config)},
                    indent=2) + "\n")
+    window = None
+    if config.ner.extra_window_lengths:
+        window = choose_window(out, documents_of(corpus["validation"], schema),
+                               (config.ner.max_length, *config.ner.extra_window_lengths), config.ner.stride)
     # With refit, the validation curve that chose the epoch is the selection run's; the refit run's
     # own log (training loss only) is kept beside it.
     (out / "log_history.json").write_text(
@@ -151,6 +195,8 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
         "corpus_origins": corpus_origins(corpus),
         "year": time.gmtime().tm_year,
     }
+    if window is not None:
+        info["window_selection"] = window
     if relation_seconds is not None:
         info["relation_train_seconds"] = relation_seconds
         info["relation_training"] = relation_stats

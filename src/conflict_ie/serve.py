@@ -354,6 +354,7 @@ def create_app(model: str | Path, *, settings: ServeSettings | None = None, pred
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     """The ``conflict-ie serve`` options."""
     from conflict_ie.active_learning import STRATEGIES
+    from conflict_ie.runtime import add_runtime_arguments
 
     sp.add_argument("--model", required=True, help="run folder to serve")
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -366,6 +367,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--no-relations", action="store_true",
                     help="entities (and no relations or casualty records): much faster pre-annotation on a CPU")
     sp.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    add_runtime_arguments(sp)
     sp.add_argument("--max-batch-texts", type=int, default=32, help="texts grouped into one batch (default 32)")
     sp.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for company (default 5)")
     sp.add_argument("--max-texts", type=int, default=256, help="texts or tasks per request (default 256)")
@@ -428,7 +430,8 @@ def cmd_serve(args) -> int:
         log.warning("binding %s: other machines can reach this server%s", args.host,
                     "" if settings.api_key else "; consider --api-key-env")
     load_options = {"device": args.device, "threshold": args.threshold,
-                    "relation_threshold": args.relation_threshold, "relations": not args.no_relations}
+                    "relation_threshold": args.relation_threshold, "relations": not args.no_relations,
+                    "precision": args.precision, "backend": args.backend}
     app = create_app(args.model, settings=settings, load_options=load_options)
     print(f"serving {app.state.service.served.version} on http://{args.host}:{args.port} (docs: /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10)

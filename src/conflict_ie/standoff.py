@@ -16,7 +16,7 @@ A stand-off folder holds ``manifest.json`` (format, schema, where the texts are 
 
 Example:
     >>> surface_hash("ISIL")
-    'a0c8ad0b9ffe'
+    '35eba853a0f8'
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from conflict_ie.documents import Document, Provenance, Relation, Span, check_relation, check_span
 from conflict_ie.errors import InputError
@@ -202,3 +202,36 @@ def read_standoff(folder: str | Path, text_root: str | Path | None = None,
     if not docs:
         raise InputError("no stand-off documents (<part>/<id>.json)", source=str(folder), reason="empty")
     return docs
+
+
+def standoff_tasks(folders: Sequence[str | Path], text_root: str | Path | None = None,
+                   schema: LabelSchema | None = None, *, shared_only: bool = False) -> list[dict[str, Any]]:
+    """A Label Studio full JSON export of stand-off folders joined with their texts: one task per
+    document, one annotation per folder that has the document (``completed_by`` names the file's
+    annotator), so that two independent annotations of a document feed ``conflict-ie agreement``.
+    ``shared_only`` keeps the documents every folder has.
+
+    Example:
+        >>> tasks = standoff_tasks(["annotations/re3d-conflict"])  # doctest: +SKIP
+    """
+    from conflict_ie.labelstudio_writer import document_results, documents_to_tasks
+
+    symmetric = {r.label for r in schema.relations if r.symmetric} if schema is not None else set()
+    by_folder = [{d.id: d for d in read_standoff(f, text_root, schema)} for f in folders]
+    ids = sorted(set.intersection(*map(set, by_folder)) if shared_only else set().union(*by_folder))
+    tasks = []
+    for n, doc_id in enumerate(ids, 1):
+        docs = [(k, part[doc_id]) for k, part in enumerate(by_folder) if doc_id in part]
+        k0, first = docs[0]
+        (task,) = documents_to_tasks([first], first_id=n, annotator={
+            "id": k0 + 1, "email": first.provenance.annotator or f"annotator-{k0 + 1}"})
+        for k, doc in docs[1:]:
+            extra = dict(task["annotations"][0])
+            extra.update(id=n * 100 + k, completed_by={"id": k + 1, "email": doc.provenance.annotator or
+                                                       f"annotator-{k + 1}"},
+                         result=document_results(doc, symmetric=symmetric), ground_truth=False)
+            task["annotations"].append(extra)
+        task["annotations"][0]["result"] = document_results(first, symmetric=symmetric)
+        task["total_annotations"] = len(task["annotations"])
+        tasks.append(task)
+    return tasks

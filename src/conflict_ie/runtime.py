@@ -1,0 +1,236 @@
+"""How a model's forward pass runs: numeric precision and backend.
+
+A runner wraps one encoder-style model (``input_ids``, ``attention_mask`` in; one tensor
+out: the token-classification logits, or the encoder's last hidden states) and returns
+float32 torch tensors whatever runs underneath, so that decoding never changes.
+
+=============  ===========================  ========================================
+backend        precision                    how
+=============  ===========================  ========================================
+torch          fp32                         the model as trained
+torch          bf16                         weights cast to bfloat16 (fast on CPUs with AVX512-BF16 or AMX)
+torch          int8                         ``torch.ao`` dynamic quantization of the Linear layers
+onnxruntime    fp32                         exported to ONNX with eager attention, run by ONNX Runtime
+onnxruntime    int8                         that export, weights quantized by ``onnxruntime.quantization``
+=============  ===========================  ========================================
+
+ONNX files are exported once and cached in an ``onnx/`` folder next to the model (or, when
+that folder cannot be written, in the user's cache), keyed by a hash of the weights, and
+reused by every later load. Eager attention is used for the export because ONNX Runtime fuses
+nothing under SDPA's exported graph (``../shared/spec/verified-facts.md``).
+
+Example:
+    >>> check_runtime("bf16", "torch")
+    >>> check_runtime("bf16", "onnxruntime")
+    Traceback (most recent call last):
+    ...
+    conflict_ie.errors.ConfigError: precision 'bf16' is not available with backend 'onnxruntime'; choose one of: torch/fp32, torch/bf16, torch/int8, onnxruntime/fp32, onnxruntime/int8
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from conflict_ie.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "int8")
+BACKENDS = ("torch", "onnxruntime")
+SUPPORTED = (("torch", "fp32"), ("torch", "bf16"), ("torch", "int8"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"))
+
+#: ``runner(*inputs) -> float32 tensor``, the inputs in the order of ``make_runner``'s ``inputs``.
+Runner = Callable[..., torch.Tensor]
+
+
+def add_runtime_arguments(parser) -> None:
+    """``--precision`` / ``--backend`` on an ``argparse`` parser, for every command that predicts."""
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="fp32 (default), bf16 (torch) or int8 (torch or onnxruntime)")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS,
+                        help="torch (default) or onnxruntime (the [onnx] extra; exports cached in RUN/onnx)")
+
+
+def check_runtime(precision: str, backend: str) -> None:
+    """Raise a ``ConfigError`` naming the alternatives unless ``backend``/``precision`` is supported."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if (backend, precision) not in SUPPORTED:
+        choices = ", ".join(f"{b}/{p}" for b, p in SUPPORTED)
+        raise ConfigError(f"precision {precision!r} is not available with backend {backend!r}; choose one of: {choices}")
+    if backend == "onnxruntime":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("backend 'onnxruntime' needs the [onnx] extra: pip install 'conflict-ie[onnx]'") from exc
+
+
+class _Output(nn.Module):
+    """The model with positional inputs and one tensor out, for export and the torch runners alike."""
+
+    def __init__(self, model: nn.Module, output: str, inputs: tuple[str, ...]):
+        super().__init__()
+        self.model, self.output, self.inputs = model, output, inputs
+
+    def forward(self, *tensors):
+        return getattr(self.model(**dict(zip(self.inputs, tensors))), self.output)
+
+
+def _examples(inputs: tuple[str, ...]) -> tuple[tuple[torch.Tensor, ...], dict[str, dict[int, str]]]:
+    """Example tensors for an export, and their dynamic axes (a 4-D mask is (batch, 1, query, key))."""
+    tensors, axes = [], {}
+    for name in inputs:
+        if name == "attention_mask" and "position_ids" in inputs:  # levitated markers: a 4-D additive mask
+            tensors.append(torch.zeros((2, 1, 8, 8)))
+            axes[name] = {0: "batch", 2: "length", 3: "length"}
+        else:
+            tensors.append(torch.ones((2, 8), dtype=torch.long) if name != "position_ids"
+                           else torch.arange(8).repeat(2, 1))
+            axes[name] = {0: "batch", 1: "length"}
+    return tuple(tensors), axes
+
+
+def _weights_key(model: nn.Module) -> str:
+    """A hash of the model's weights and config: a changed model never reuses a stale export."""
+    h = hashlib.sha256(model.config.to_json_string().encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes()[:4096])
+        h.update(str(tuple(tensor.shape)).encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_dir(preferred: Path | None) -> Path:
+    if preferred is not None:
+        try:
+            preferred.mkdir(parents=True, exist_ok=True)
+            probe = preferred / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+            return preferred
+        except OSError:
+            pass  # a read-only run folder (a hub cache, a shared drive): fall back to the user's cache
+    fallback = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "conflict_ie" / "onnx"
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
+def export_onnx(model: nn.Module, output: str, path: Path,
+                inputs: tuple[str, ...] = ("input_ids", "attention_mask")) -> Path:
+    """Export ``model`` (eager attention, dynamic batch and length) to ``path``.
+
+    Example:
+        >>> # export_onnx(AutoModelForTokenClassification.from_pretrained(run), "logits", Path("ner.onnx"))
+    """
+    import copy
+
+    eager = copy.deepcopy(model).float().eval()
+    if hasattr(eager, "set_attn_implementation"):
+        eager.set_attn_implementation("eager")
+    tensors, axes = _examples(inputs)
+    tmp = path.with_suffix(".tmp.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript exporter: one self-contained file, and dynamic axes without shape hints.
+        torch.onnx.export(_Output(eager, output, inputs), tensors, str(tmp), input_names=list(inputs),
+                          output_names=["output"], opset_version=17, dynamo=False,
+                          dynamic_axes={**axes, "output": {0: "batch", 1: "length"}})
+    tmp.replace(path)  # written whole or not at all: a killed export never leaves a half file to reuse
+    return path
+
+
+def onnx_file(model: nn.Module, output: str, precision: str, cache: Path | None, name: str,
+              inputs: tuple[str, ...] = ("input_ids", "attention_mask")) -> Path:
+    """The cached ONNX file of ``model`` at ``precision`` (exported, and quantized, on first use)."""
+    folder = _cache_dir(cache)
+    key = _weights_key(model)
+    fp32 = folder / f"{name}-{key}-fp32.onnx"
+    if not fp32.exists():
+        export_onnx(model, output, fp32, inputs)
+    if precision == "fp32":
+        return fp32
+    int8 = folder / f"{name}-{key}-int8.onnx"
+    if not int8.exists():
+        import logging
+
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = int8.with_suffix(".tmp.onnx")
+        # It logs a hint about pre-processing on the root logger; the export is measured as it is.
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        tmp.replace(int8)
+    (folder / "README.json").write_text(json.dumps(
+        {"what": "ONNX exports made by conflict_ie.runtime; safe to delete, they are rebuilt on demand"}) + "\n")
+    return int8
+
+
+def make_runner(model: nn.Module, output: str, *, precision: str = "fp32", backend: str = "torch",
+                cache: Path | None = None, name: str = "model",
+                inputs: tuple[str, ...] = ("input_ids", "attention_mask")) -> Runner:
+    """A forward function for ``model`` at ``precision`` on ``backend``; see the module's table.
+
+    ``output`` names the attribute of the model's output to return (``"logits"``,
+    ``"last_hidden_state"``); the runner takes ``inputs`` in that order (with ``position_ids``
+    among them, ``attention_mask`` is a 4-D additive float mask). ``cache`` is where ONNX exports
+    go (default: the user's cache).
+
+    Example:
+        >>> from transformers import BertConfig, BertModel
+        >>> m = BertModel(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        ...                          intermediate_size=8)).eval()
+        >>> run = make_runner(m, "last_hidden_state", precision="bf16")
+        >>> run(torch.tensor([[1, 2, 3]]), torch.tensor([[1, 1, 1]])).dtype
+        torch.float32
+    """
+    check_runtime(precision, backend)
+    if backend == "onnxruntime":
+        import numpy as np
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(onnx_file(model, output, precision, cache, name, inputs)), options,
+                                       providers=["CPUExecutionProvider"])
+
+        def run_onnx(*tensors):
+            feed = {n: t.cpu().numpy().astype(np.float32 if t.is_floating_point() else np.int64)
+                    for n, t in zip(inputs, tensors)}
+            return torch.from_numpy(session.run(None, feed)[0]).float()
+
+        return run_onnx
+    module = model.eval()
+    if precision == "bf16":
+        module = module.to(torch.bfloat16)
+    elif precision == "int8":
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():
+            # torch marks its quantized tensor types deprecated in favour of torchao, which is another
+            # dependency; the dynamic-quantized Linear still runs and is measured by scripts/bench_predict.py.
+            warnings.simplefilter("ignore")
+            module = quantize_dynamic(module.float(), {nn.Linear}, dtype=torch.qint8)
+    wrapped = _Output(module, output, inputs)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+
+    def run_torch(*tensors):
+        # A float mask must be in the weights' type (SDPA refuses a float32 mask beside bf16 queries).
+        tensors = tuple(t.to(dtype) if t.is_floating_point() else t for t in tensors)
+        with torch.inference_mode():
+            return wrapped(*tensors).float()
+
+    return run_torch

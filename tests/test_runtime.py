@@ -1,0 +1,80 @@
+"""Precision and backend choices: each decodes what fp32 decodes, and a wrong choice is a clear error.
+
+The agreement stated here is on the tiny trained run of ``conftest.world`` (random 16-wide
+encoder, a few steps of training): every choice must keep at least 90% of fp32's entities
+(exact span and label) and, ONNX Runtime fp32, all of them. On the real model the agreement and
+the F1 of each choice are measured by ``scripts/bench_predict.py``.
+"""
+
+import json
+
+import pytest
+
+from conflict_ie.errors import ConfigError
+from conflict_ie.labelstudio import read_labelstudio
+from conflict_ie.predictor import Predictor
+from conflict_ie.runtime import SUPPORTED, check_runtime
+
+CHOICES = [c for c in SUPPORTED if c != ("torch", "fp32")]
+
+
+def entity_set(preds):
+    return {(n, e.start, e.end, e.label) for n, p in enumerate(preds) for e in p.entities}
+
+
+@pytest.fixture(scope="module")
+def texts(world, schema):
+    _, export = world
+    return [d.text for d in read_labelstudio(export, schema).documents]
+
+
+@pytest.fixture(scope="module")
+def reference(world, texts):
+    tmp, _ = world
+    return Predictor.from_pretrained(tmp / "run").predict_batch(texts)
+
+
+@pytest.mark.parametrize("backend,precision", CHOICES)
+def test_each_choice_decodes_the_entities_of_fp32(world, texts, reference, backend, precision):
+    pytest.importorskip("onnxruntime") if backend == "onnxruntime" else None
+    tmp, _ = world
+    predictor = Predictor.from_pretrained(tmp / "run", precision=precision, backend=backend)
+    got = predictor.predict_batch(texts)
+    ref, new = entity_set(reference), entity_set(got)
+    assert ref, "the tiny run predicts no entity: the comparison would prove nothing"
+    agreement = len(ref & new) / len(ref | new)
+    assert agreement >= (0.99 if precision == "fp32" else 0.9), (backend, precision, agreement)
+    # The relation step runs at the same choice and still gives relations on this run (threshold 0).
+    assert sum(len(p.relations) for p in got) > 0
+
+
+def test_onnx_exports_are_cached_next_to_the_run_and_reused(world, texts):
+    pytest.importorskip("onnxruntime")
+    tmp, _ = world
+    Predictor.from_pretrained(tmp / "run", backend="onnxruntime", precision="int8")
+    files = sorted((tmp / "run" / "onnx").glob("*.onnx"))
+    assert {f.name.split("-")[0] for f in files} == {"ner", "relations"}
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    Predictor.from_pretrained(tmp / "run", backend="onnxruntime", precision="int8")
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps  # reused, not exported again
+
+
+def test_unsupported_choices_name_the_alternatives(world):
+    tmp, _ = world
+    with pytest.raises(ConfigError, match="not available with backend 'onnxruntime'; choose one of: torch/fp32"):
+        Predictor.from_pretrained(tmp / "run", precision="bf16", backend="onnxruntime")
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        check_runtime("fp16", "torch")
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        check_runtime("fp32", "tensorrt")
+
+
+def test_cli_predict_takes_precision_and_backend(world, capsys, tmp_path):
+    from conflict_ie.cli import main as cli
+
+    tmp, _ = world
+    text = tmp_path / "a.txt"
+    text.write_text("Somali forces fought al-Shabaab in Mogadishu.")
+    assert cli(["predict", "--model", str(tmp / "run"), "--precision", "int8", "--format", "json", str(text)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out and "entities" in json.dumps(out)
