@@ -178,7 +178,7 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
     has_eval = val_ds is not None and len(val_ds) > 0
     args = training_arguments(config, out, has_eval=has_eval, **extra)
     callbacks = [*([EarlyStoppingCallback(ner.early_stopping_patience)] if has_eval else []), *callbacks]
-    trainer = Trainer(
+    trainer = (_grouped_trainer_class() if ner.extra_window_lengths else Trainer)(
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -200,6 +200,22 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     trainer.train(resume_from_checkpoint=last)
     return trainer, report
+
+
+def _grouped_trainer_class():
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    class TrainGroupedByLength(Trainer):
+        """``Trainer`` with ``group_by_length`` for training only. transformers 5 applies that
+        sampling strategy to evaluation too, which reorders the validation windows; the
+        document-level F1 (``DocumentF1``) reads them in their order, and scored noise (0.05
+        where the model had 0.85) until evaluation was kept sequential here."""
+
+        def _get_eval_sampler(self, eval_dataset):
+            return SequentialSampler(eval_dataset) if eval_dataset is not None else None
+
+    return TrainGroupedByLength
 
 
 def selected_epoch(state) -> float:
