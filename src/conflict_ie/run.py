@@ -70,6 +70,18 @@ def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: 
 
 
 
+def set_window(run: Path, length: int, stride: int) -> None:
+    """Record the window the run predicts with in ``conflict_ie.json`` and as the saved tokenizer's
+    ``model_max_length`` (what a plain ``transformers`` pipeline reads)."""
+    from transformers import AutoTokenizer
+
+    settings = json.loads((run / INFERENCE_FILE).read_text())
+    (run / INFERENCE_FILE).write_text(json.dumps({**settings, "max_length": length, "stride": stride}, indent=2) + "\n")
+    tokenizer = AutoTokenizer.from_pretrained(run)
+    tokenizer.model_max_length = length
+    tokenizer.save_pretrained(run)
+
+
 def choose_window(run: Path, docs: Sequence[Document], lengths: Sequence[int], stride: int,
                   tolerance: float = 0.005) -> dict[str, Any]:
     """The window length the run predicts with: the fastest of ``lengths`` whose strict validation F1
@@ -79,8 +91,6 @@ def choose_window(run: Path, docs: Sequence[Document], lengths: Sequence[int], s
     Example:
         >>> # choose_window(Path("runs/demo"), validation_docs, (128, 512), 32)["chosen"]
     """
-    from transformers import AutoTokenizer
-
     predictor = Predictor.from_pretrained(run, relations=False)
     found: dict[int, dict[str, float]] = {}
     for n in lengths:
@@ -96,11 +106,7 @@ def choose_window(run: Path, docs: Sequence[Document], lengths: Sequence[int], s
     best = max(v["validation_strict_f1"] for v in found.values())
     chosen = min((n for n, v in found.items() if v["validation_strict_f1"] >= best - tolerance),
                  key=lambda n: found[n]["seconds"]) if docs else lengths[0]
-    settings = json.loads((run / INFERENCE_FILE).read_text())
-    (run / INFERENCE_FILE).write_text(json.dumps({**settings, "max_length": chosen, "stride": stride}, indent=2) + "\n")
-    tokenizer = AutoTokenizer.from_pretrained(run)
-    tokenizer.model_max_length = chosen
-    tokenizer.save_pretrained(run)
+    set_window(run, chosen, stride)
     return {"lengths": {str(n): v for n, v in found.items()}, "chosen": chosen, "tolerance": tolerance,
             "validation_documents": len(docs)}
 
@@ -178,6 +184,10 @@ def train(config: TrainConfig, *, corpus_dir: str | Path | None = None, output_d
     if config.ner.extra_window_lengths:
         window = choose_window(out, documents_of(corpus["validation"], schema),
                                (config.ner.max_length, *config.ner.extra_window_lengths), config.ner.stride)
+    else:
+        # A plain pipeline reads windows of the tokenizer's model_max_length (512 for MiniLM): the
+        # saved tokenizer says the length the model was trained on, so that it reads what it knows.
+        set_window(out, config.ner.max_length, config.ner.stride)
     # With refit, the validation curve that chose the epoch is the selection run's; the refit run's
     # own log (training loss only) is kept beside it.
     (out / "log_history.json").write_text(
