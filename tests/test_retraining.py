@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -242,6 +243,15 @@ def test_webhook_start_training_switches_the_served_model(run, tmp_path, schema,
         assert c.post("/predict", json={"text": "Wagner Group fighters shelled Bakhmut."}).headers[
             "x-model-version"] == new
     assert pulled == [6, 6]
+    # A server started again on the first run still lists what the earlier one trained (from each
+    # run's retraining.json), and keeps serving the run it was given.
+    again = create_app(run, settings=ServeSettings(runs_dir=str(tmp_path / "runs")), train_command=fake())
+    with TestClient(again) as c:
+        versions = c.get("/versions").json()
+    assert versions["current"] == old
+    earlier = [r for r in versions["runs"] if r.get("earlier_server")]
+    assert [(Path(r["path"]).name, r["status"]) for r in earlier] == [("run-v2", "accepted"), ("run-v3", "accepted")]
+    assert earlier[-1]["version"] == new
 
 
 @pytest.mark.slow

@@ -100,6 +100,33 @@ def test_labelstudio_tasks_get_one_result_each_in_order(client, predictor, run, 
     assert [i["value"]["choices"] for i in first if i.get("from_name") == "casualty_type"]
 
 
+def test_interactive_preannotation_answers_about_the_selection(client, predictor, run):
+    """Label Studio's interactive mode sends one task with the annotator's region in
+    ``params.context``: the answer keeps what overlaps it, and the relations among that."""
+    full = predictor.predict(TEXT)
+    assert len(full.entities) >= 2, "the tiny model finds several entities in its training text"
+    first, second = full.entities[0], full.entities[1]
+    region = {"type": "labels", "from_name": "label", "to_name": "text",
+              "value": {"start": first.start, "end": first.end, "text": first.text, "labels": [first.label]}}
+    body = {"tasks": [{"id": 5, "data": {"text": TEXT}}], "params": {"context": {"result": [region]}}}
+    r = client.post("/predict", json=body)
+    assert r.status_code == 200, r.text
+    labels = [i for i in r.json()["results"][0]["result"] if i["type"] == "labels"]
+    assert [(i["value"]["start"], i["value"]["end"]) for i in labels] == [(first.start, first.end)]
+    assert not [i for i in r.json()["results"][0]["result"] if i["type"] == "relation"]
+    # Two regions: both entities, and a relation between them if the model predicts one.
+    second_region = {**region, "value": {**region["value"], "start": second.start, "end": second.end}}
+    body["params"]["context"]["result"].append(second_region)
+    got = client.post("/predict", json=body).json()["results"][0]["result"]
+    kept = full.within([(first.start, first.end), (second.start, second.end)])
+    expected = kept.to_labelstudio(model_version=run_version(run), schema=predictor.schema)["result"]
+    assert got == roundtrip(expected)
+    # A context without a text range (a choice) asks about the whole text.
+    body["params"]["context"]["result"] = [{"type": "choices", "value": {"choices": ["killed"]}}]
+    whole = client.post("/predict", json=body).json()["results"][0]["result"]
+    assert len([i for i in whole if i["type"] == "labels"]) == len(full.entities)
+
+
 def test_setup_answers_the_version_and_checks_the_config(client, run, schema):
     r = client.post("/setup", json={"project": "7.1700000000", "schema": schema.labelstudio_config(),
                                     "hostname": "http://localhost:8080", "access_token": "x", "extra_params": None})
@@ -166,6 +193,14 @@ BAD = [
     ("a task without data", b'{"tasks": [{"id": 1}]}', 422, "tasks[0].data"),
     ("a task without the text field", b'{"tasks": [{"id": 1, "data": {"body": "x"}}]}', 422, "tasks[0].data.text"),
     ("a task text not a string", b'{"tasks": [{"id": 1, "data": {"text": null}}]}', 422, "tasks[0].data.text"),
+    ("a context that is a list", b'{"tasks": [{"data": {"text": "abc"}}], "params": {"context": []}}', 422,
+     "params.context"),
+    ("a selected region outside the text",
+     b'{"tasks": [{"data": {"text": "abc"}}], "params": {"context": {"result": [{"value": {"start": 1, "end": 9}}]}}}',
+     422, "params.context.result[0].value"),
+    ("a selected region with a string offset",
+     b'{"tasks": [{"data": {"text": "abc"}}], "params": {"context": {"result": [{"value": {"start": "1", "end": 2}}]}}}',
+     422, "params.context.result[0].value"),
 ]
 
 

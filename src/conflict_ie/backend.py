@@ -55,6 +55,50 @@ class PredictRequest:
     kind: str
     texts: tuple[str, ...]
     task_ids: tuple[Any, ...] = ()
+    #: Label Studio's interactive pre-annotation: the character ranges the annotator selected
+    #: (``params.context.result``), for its one task; empty when the whole text is asked for.
+    regions: tuple[tuple[int, int], ...] = ()
+
+
+def context_regions(params: Any, text: str) -> tuple[tuple[int, int], ...]:
+    """The selected character ranges of an interactive request's ``params.context.result``.
+
+    Regions without ``value.start``/``value.end`` (a choice, a relation) select nothing; a
+    range outside the text is a 422 naming the field.
+
+    Example:
+        >>> context_regions({"context": {"result": [{"type": "labels", "value": {"start": 0, "end": 4}}]}},
+        ...                 "Kyiv was hit")
+        ((0, 4),)
+        >>> context_regions({}, "Kyiv")
+        ()
+    """
+    if params is None:
+        return ()
+    if not isinstance(params, Mapping):
+        raise RequestError(422, "params", f"expected an object, got {type(params).__name__}")
+    context = params.get("context")
+    if context is None:
+        return ()
+    if not isinstance(context, Mapping):
+        raise RequestError(422, "params.context", f"expected an object, got {type(context).__name__}")
+    result = context.get("result") or []
+    if not isinstance(result, list):
+        raise RequestError(422, "params.context.result", f"expected a list, got {type(result).__name__}")
+    regions = []
+    for i, item in enumerate(result):
+        value = item.get("value") if isinstance(item, Mapping) else None
+        if not isinstance(value, Mapping) or "start" not in value or "end" not in value:
+            continue
+        start, end = value["start"], value["end"]
+        where = f"params.context.result[{i}].value"
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+            raise RequestError(422, where, f"start and end must be integers, got {start!r} and {end!r}")
+        if not 0 <= start < end <= len(text):
+            raise RequestError(422, where, f"[{start}, {end}) is not a range inside the task's text "
+                                           f"({len(text)} characters)")
+        regions.append((start, end))
+    return tuple(regions)
 
 
 def _text(value: Any, field: str) -> str:
@@ -108,7 +152,9 @@ or Label Studio's 'tasks'; got keys ['txt']
                                    f"the text from ${text_field})")
             texts.append(_text(data[text_field], f"tasks[{i}].data.{text_field}"))
             ids.append(task.get("id"))
-        return PredictRequest("tasks", tuple(texts), tuple(ids))
+        # Interactive pre-annotation sends one task with the annotator's selection in the context.
+        regions = context_regions(body.get("params"), texts[0]) if len(texts) == 1 else ()
+        return PredictRequest("tasks", tuple(texts), tuple(ids), regions)
     ours = [k for k in ("text", "texts") if k in body]
     if len(ours) != 1:
         what = "both 'text' and 'texts'; send one" if ours else (

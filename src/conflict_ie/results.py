@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from conflict_ie.documents import Document, Relation, Span
 
@@ -104,6 +104,28 @@ class Prediction:
             "relations": [r.to_dict() for r in self.relations],
             "casualties": [c.to_dict() for c in self.casualties],
         }
+
+    def within(self, regions: Sequence[tuple[int, int]]) -> "Prediction":
+        """Only what touches the character ranges ``regions``: the entities overlapping one of them,
+        the relations between two such entities, and the casualty records of kept figures.
+
+        This is Label Studio's interactive pre-annotation: the annotator selects a stretch of text
+        and asks the model about that stretch only.
+
+        Example:
+            >>> p = Prediction("Kyiv and Lviv", (Entity("LOCATION", 0, 4, "Kyiv", 0.9, "e1"),
+            ...                                  Entity("LOCATION", 9, 13, "Lviv", 0.8, "e2")))
+            >>> [e.text for e in p.within([(8, 11)]).entities]
+            ['Lviv']
+        """
+        def touches(start: int, end: int) -> bool:
+            return any(start < r_end and r_start < end for r_start, r_end in regions)
+
+        kept = tuple(e for e in self.entities if touches(e.start, e.end))
+        ids = {e.id for e in kept}
+        return Prediction(self.text, kept,
+                          tuple(r for r in self.relations if r.head.id in ids and r.tail.id in ids),
+                          tuple(c for c in self.casualties if touches(c.start, c.end)))
 
     def to_document(self, doc_id: str = "prediction") -> Document:
         """The prediction as a :class:`Document` (for scoring, or for writing a Label Studio task).

@@ -122,6 +122,34 @@ def train_command(config: Path, export: Path, out: Path, *, nice: int = 10) -> l
     return cmd
 
 
+def earlier_jobs(runs_dir: Path, name: str) -> list[dict[str, Any]]:
+    """The ``retraining.json`` records of the runs retrained from ``name`` (``RUNS/<name>-v<N>``), by
+    ``N``: what a server that ran before this one trained, and how each ended. A record that cannot be
+    read is listed as such rather than dropped.
+
+    Example:
+        >>> import tempfile, pathlib, json; d = pathlib.Path(tempfile.mkdtemp()); (d / "demo-v2").mkdir()
+        >>> _ = (d / "demo-v2" / RECORD).write_text(json.dumps({"state": "accepted", "version": "demo-v2-ab"}))
+        >>> [j["state"] for j in earlier_jobs(d, "demo")]
+        ['accepted']
+    """
+    base = re.sub(r"-v\d+$", "", name)
+    found = []
+    for path in Path(runs_dir).glob(f"{base}-v*/{RECORD}"):
+        m = re.fullmatch(rf"{re.escape(base)}-v(\d+)", path.parent.name)
+        if not m:
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            record = {"state": "unreadable", "message": f"{path}: {exc}"}
+        record["run_dir"] = str(path.parent)
+        found.append((int(m.group(1)), record))
+    return [record for _, record in sorted(found, key=lambda x: x[0])]
+
+
 class Retrainer:
     """The background worker. ``current()`` gives the serving ``(run_dir, predictor, version)``;
     ``accept(run_dir, predictor)`` switches the server; ``load(run_dir)`` loads a Predictor;

@@ -99,6 +99,7 @@ class Service:
                                     max_queue=settings.max_queue_texts)
         self.events = {"received": 0, "annotation_changes": 0}
         self.retrainer = self._retrainer(train_command)
+        self.earlier = self._earlier_runs()
 
     # ------------------------------------------------------------------ model
     def load(self, run_dir: Path):
@@ -180,10 +181,32 @@ class Service:
                     "retrain_after": n or None}
         return {"status": "ignored", "action": action}
 
+    def _earlier_runs(self) -> list[dict[str, Any]]:
+        """Runs an earlier server retrained from this one (their ``retraining.json``), so that
+        ``/versions`` outlives a restart; a newer accepted run than the served one is pointed out."""
+        from conflict_ie.retraining import earlier_jobs
+
+        served = str(self.served.run_dir)
+        runs = [{"version": j.get("version"), "path": j["run_dir"], "status": j.get("state"),
+                 "message": j.get("message", ""), "earlier_server": True}
+                for j in earlier_jobs(self.retrainer.runs_dir, self.served.run_dir.name)
+                if Path(j["run_dir"]).resolve() != Path(served).resolve()]
+        accepted = [r for r in runs if r["status"] == "accepted"]
+        if accepted:
+            log.warning("an earlier server accepted %s after retraining; this one serves %s as asked "
+                        "(--model %s serves the retrained run)", accepted[-1]["path"], served, accepted[-1]["path"])
+        return runs
+
     def versions_answer(self) -> dict[str, Any]:
         status = self.retrainer.status()
         runs = list(self.versions)
         known = {r["path"] for r in runs}
+        # Runs of this server's own jobs are listed from its history below.
+        mine = {j["run_dir"] for j in status["jobs"] if j["run_dir"]}
+        for entry in self.earlier:
+            if entry["path"] not in known and entry["path"] not in mine:
+                runs.append(entry)
+                known.add(entry["path"])
         for job in status["jobs"]:
             if job["run_dir"] and job["run_dir"] not in known and job["state"] not in ("accepted",):
                 runs.append({"version": job["version"], "path": job["run_dir"], "status": job["state"],
@@ -309,8 +332,10 @@ def create_app(model: str | Path, *, settings: ServeSettings | None = None, pred
         if req.kind == "tasks":
             out = await service.batcher.submit("labelstudio", list(req.texts))
             version = out[0][2]
-            body = labelstudio_results([p for p, _, _ in out], [s for _, s, _ in out], version,
-                                       service.served.predictor.schema)
+            preds = [p for p, _, _ in out]
+            if req.regions:  # interactive: answer about the annotator's selection only
+                preds = [preds[0].within(req.regions)]
+            body = labelstudio_results(preds, [s for _, s, _ in out], version, service.served.predictor.schema)
             return answer({**body, "model_version": version}, headers={"X-Model-Version": version})
         out = await service.batcher.submit("predict", list(req.texts))
         version = out[0][1]
