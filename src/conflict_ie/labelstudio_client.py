@@ -29,7 +29,14 @@ def client(url: str, api_key: str):
     return LabelStudio(base_url=url, api_key=api_key)
 
 
-def _call(what: str, fn, *args, **kwargs):
+def sdk_call(what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, an SDK call, with Label Studio's HTTP errors turned into an
+    :class:`InputError` that says what was being done (``what``) and what the server answered.
+
+    Example:
+        >>> sdk_call("add", lambda a, b: a + b, 1, 2)
+        3
+    """
     from label_studio_sdk.core.api_error import ApiError
 
     try:
@@ -78,14 +85,14 @@ def init_project(url: str, schema: LabelSchema, texts: str | Path, *, title: str
     """Create a project with the schema's labeling config and import the articles."""
     ls = client(url, api_key)
     tasks = read_texts(texts, schema.text_field)
-    project = _call("create the project", ls.projects.create, title=title, label_config=schema.labelstudio_config())
-    _call("import tasks", ls.projects.import_tasks, id=project.id, request=tasks, return_task_ids=True)
+    project = sdk_call("create the project", ls.projects.create, title=title, label_config=schema.labelstudio_config())
+    sdk_call("import tasks", ls.projects.import_tasks, id=project.id, request=tasks, return_task_ids=True)
     return project.id, len(tasks)
 
 
 def export_snapshot(ls, project: int, *, timeout: float = 120.0) -> list[dict[str, Any]]:
     """A full JSON snapshot export of every task, annotators expanded, predictions in full."""
-    snap = _call(
+    snap = sdk_call(
         "create an export",
         ls.projects.exports.create,
         id=project,
@@ -95,7 +102,7 @@ def export_snapshot(ls, project: int, *, timeout: float = 120.0) -> list[dict[st
     )
     deadline = time.monotonic() + timeout
     while True:
-        status = str(getattr(_call("read the export", ls.projects.exports.get, id=project, export_pk=snap.id),
+        status = str(getattr(sdk_call("read the export", ls.projects.exports.get, id=project, export_pk=snap.id),
                              "status", "completed"))
         if status.endswith("completed"):
             break
@@ -104,8 +111,8 @@ def export_snapshot(ls, project: int, *, timeout: float = 120.0) -> list[dict[st
         if time.monotonic() > deadline:
             raise InputError(f"export {snap.id} of project {project} not ready after {timeout:.0f} s")
         time.sleep(0.5)
-    # download() is a generator: join inside _call so that HTTP errors are translated too.
-    raw = _call("download the export",
+    # download() is a generator: join inside sdk_call so that HTTP errors are translated too.
+    raw = sdk_call("download the export",
                 lambda: b"".join(ls.projects.exports.download(id=project, export_pk=snap.id, export_type="JSON")))
     return json.loads(raw)
 

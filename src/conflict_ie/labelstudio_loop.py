@@ -79,9 +79,9 @@ def _load(model: str | Path, predictor=None, relations: bool = True):
 
 
 def _import(ls, project: int, items: list[dict[str, Any]]) -> None:
-    from conflict_ie.labelstudio_client import _call
+    from conflict_ie.labelstudio_client import sdk_call
 
-    response = _call("import predictions", ls.projects.import_predictions, id=project, request=items)
+    response = sdk_call("import predictions", ls.projects.import_predictions, id=project, request=items)
     created = getattr(response, "created", None)
     # Label Studio drops invalid items and only logs it on the server: count what it kept.
     if created is not None and created != len(items):
@@ -90,9 +90,9 @@ def _import(ls, project: int, items: list[dict[str, Any]]) -> None:
 
 
 def _set_version(ls, project: int, version: str, **extra) -> None:
-    from conflict_ie.labelstudio_client import _call
+    from conflict_ie.labelstudio_client import sdk_call
 
-    _call("set the project's model version", ls.projects.update, id=project, model_version=version,
+    sdk_call("set the project's model version", ls.projects.update, id=project, model_version=version,
           show_collab_predictions=True, **extra)
 
 
@@ -135,16 +135,16 @@ def preannotate(url: str, project: int, model: str | Path, *, api_key: str, batc
 
 
 def _view(ls, project: int, title: str) -> int:
-    from conflict_ie.labelstudio_client import _call
+    from conflict_ie.labelstudio_client import sdk_call
 
     data = {"title": title, "ordering": ["tasks:predictions_score"],
             "filters": {"conjunction": "and", "items": [
                 {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0}]}}
-    for view in _call("list the project's views", ls.views.list, project=project):
+    for view in sdk_call("list the project's views", ls.views.list, project=project):
         if (getattr(view, "data", None) or {}).get("title") == title:
-            _call("update the view", ls.views.update, id=str(view.id), project=project, data=data)
+            sdk_call("update the view", ls.views.update, id=str(view.id), project=project, data=data)
             return view.id
-    return _call("create a view", ls.views.create, project=project, data=data).id
+    return sdk_call("create a view", ls.views.create, project=project, data=data).id
 
 
 def rank(url: str, project: int, model: str | Path, *, api_key: str, strategy: str = "least-confidence",
@@ -156,7 +156,7 @@ def rank(url: str, project: int, model: str | Path, *, api_key: str, strategy: s
         >>> # rank("http://127.0.0.1:8080", 3, "runs/demo", api_key=key, strategy="entropy")["view"]
     """
     from conflict_ie.active_learning import STRATEGIES, confidences
-    from conflict_ie.labelstudio_client import _call, client, export_snapshot
+    from conflict_ie.labelstudio_client import client, export_snapshot, sdk_call
 
     if strategy not in STRATEGIES:
         raise InputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -178,7 +178,7 @@ def rank(url: str, project: int, model: str | Path, *, api_key: str, strategy: s
                 scored.append((task["id"], score))
                 mine = predictions_of(task, version)
                 for pred in mine:
-                    _call("update a prediction's score", ls.predictions.update, id=pred["id"], score=score)
+                    sdk_call("update a prediction's score", ls.predictions.update, id=pred["id"], score=score)
                     updated += 1
                 if not mine:
                     missing.append((task, text, score))
