@@ -6,7 +6,7 @@ LS_VENV ?= .venv-labelstudio
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-slow smoke-wheel ci labelstudio-venv bench load-test test-distributed clean
+.PHONY: setup demo test test-slow smoke-wheel ci labelstudio-venv chromium bench load-test test-distributed clean
 
 setup: $(VENV)/.installed
 
@@ -33,8 +33,18 @@ $(LS_VENV)/.installed:
 	$(LS_VENV)/bin/pip install -q label-studio==1.23.2
 	touch $@
 
-# Slow checks: multi-process training, the Label Studio integration test, the demo at reduced size.
-test-slow: setup labelstudio-venv
+# Headless Chromium for the screenshot test of the serve page: Debian's package, installed with
+# apt-get when missing (as root, or through sudo); elsewhere install a Chromium yourself.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q --no-install-recommends chromium; } || \
+	  echo "make chromium: could not install Debian's chromium; the page test will skip (or fail under CI)"; }
+
+# Slow checks: multi-process training, the Label Studio integration test, the page in Chromium,
+# the demo at reduced size.
+test-slow: setup labelstudio-venv chromium
 	$(PY) -m pytest -m "slow or labelstudio"
 
 # The Ray engine of conflict-ie extract on a two-node Ray cluster on this machine (loopback only),

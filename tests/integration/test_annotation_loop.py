@@ -195,39 +195,73 @@ def annotated_tasks(schema, n):
     return tasks
 
 
-def test_training_from_labelstudio(labelstudio_server, serve, run, schema):
+@pytest.fixture(scope="module")
+def untrained_run(run, tmp_path_factory):
+    """A copy of ``run`` whose entity model has random weights: retraining on annotations must beat
+    it on validation, so the server is expected to switch (rejection is covered in test_retraining)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    out = tmp_path_factory.mktemp("untrained") / "untrained"
+    shutil.copytree(run, out, ignore=shutil.ignore_patterns("checkpoints", "report"))
+    model = AutoModelForTokenClassification.from_pretrained(out)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+    model.save_pretrained(out)
+    return out
+
+
+def test_training_from_labelstudio(labelstudio_server, untrained_run, schema, tmp_path):
     from label_studio_sdk import LabelStudio
 
     url, token = labelstudio_server
     ls = LabelStudio(base_url=url, api_key=token)
-    version = run_version(run)
-    project = ls.projects.create(title="Loop: training", label_config=schema.labelstudio_config())
-    pid = project.id
-    backend = ls.ml.create(project=pid, url=serve.url, title="conflict_ie train", is_interactive=False,
-                           auth_method="BASIC_AUTH", basic_auth_user="labelstudio", basic_auth_pass=KEY)
-    before = serve.get("/versions", auth_headers())["training"]["jobs"]
-    events = serve.get("/versions", auth_headers())["events"]["received"]
-    r = ls.projects.import_tasks(id=pid, request=annotated_tasks(schema, 12) + [{"data": {"text": TEXTS[3]}}],
-                                 return_task_ids=True)
-    # A skipped task: not a training document, but an ANNOTATION_CREATED event through the webhook.
-    ls.annotations.create(id=r.task_ids[-1], result=[], was_cancelled=True)
-    wait_for(lambda: serve.get("/versions", auth_headers())["events"]["received"] > events, 30,
-             "an annotation event reached /webhook")
+    serve = ServeProcess(untrained_run, tmp_path / "serve.log", "--api-key-env", "CONFLICT_IE_TEST_KEY",
+                         "--labelstudio-url", url, "--runs-dir", str(tmp_path / "runs"),
+                         env={"CONFLICT_IE_TEST_KEY": KEY, "LABEL_STUDIO_API_KEY": token})
+    try:
+        serve.wait_healthy()
+        version = run_version(untrained_run)
+        project = ls.projects.create(title="Loop: training", label_config=schema.labelstudio_config())
+        pid = project.id
+        backend = ls.ml.create(project=pid, url=serve.url, title="conflict_ie train", is_interactive=False,
+                               auth_method="BASIC_AUTH", basic_auth_user="labelstudio", basic_auth_pass=KEY)
+        events = serve.get("/versions", auth_headers())["events"]["received"]
+        r = ls.projects.import_tasks(id=pid, request=annotated_tasks(schema, 12) + [{"data": {"text": TEXTS[3]}}],
+                                     return_task_ids=True)
+        # A skipped task: not a training document, but an ANNOTATION_CREATED event through the webhook.
+        ls.annotations.create(id=r.task_ids[-1], result=[], was_cancelled=True)
+        wait_for(lambda: serve.get("/versions", auth_headers())["events"]["received"] > events, 30,
+                 "an annotation event reached /webhook")
 
-    ls.ml.train(id=backend.id)  # START_TRAINING to /webhook, with Basic auth
-    def finished():
-        jobs = serve.get("/versions", auth_headers())["training"]["jobs"]
-        new = jobs[len(before):]
-        return new and new[-1]["finished_at"] and new[-1]
-    job = wait_for(finished, 600, "the retraining started by Label Studio finished", interval=2)
-    assert job["project"] == pid and job["documents"] == 12, job
-    assert job["state"] in ("accepted", "rejected"), job
-    exported = json.loads(open(f"{job['run_dir']}/labelstudio-export.json").read())
-    assert len(exported) == 13  # every task; the skipped one is not a training document
-    print(f"\nretraining from Label Studio: {job['state']}: {job['message']}")
-    versions = serve.get("/versions", auth_headers())
-    if job["state"] == "accepted":
+        ls.ml.train(id=backend.id)  # START_TRAINING to /webhook, with Basic auth
+
+        def finished():
+            jobs = serve.get("/versions", auth_headers())["training"]["jobs"]
+            return jobs and jobs[-1]["finished_at"] and jobs[-1]
+
+        job = wait_for(finished, 600, "the retraining started by Label Studio finished", interval=2)
+        print(f"\nretraining from Label Studio: {job['state']}: {job['message']}")
+        assert job["project"] == pid and job["documents"] == 12, job
+        exported = json.loads(open(f"{job['run_dir']}/labelstudio-export.json").read())
+        assert len(exported) == 13  # every task; the skipped one is not a training document
+        assert job["state"] == "accepted", job
+        assert job["validation"]["new_entity_f1"] > job["validation"]["current_entity_f1"], job
+        versions = serve.get("/versions", auth_headers())
         assert versions["current"] == job["version"] != version
+        assert versions["versions"] == [version, job["version"]]
         assert serve.get("/health")["model_version"] == job["version"]
-    else:
-        assert versions["current"] == version and "<" in job["message"]
+        # Label Studio now sees the new version: /setup answers it, and predictions are named by it.
+        ids = r.task_ids[:2]
+        ls.actions.create(id="retrieve_tasks_predictions", project=pid,
+                          selected_items={"all": False, "included": ids})
+        exported = export_snapshot(ls, pid)
+        versions_seen = {p["model_version"] for t in exported if t["id"] in ids for p in t.get("predictions", [])}
+        assert versions_seen == {job["version"]}, versions_seen
+    finally:
+        serve.stop()
+        print(f"--- last lines of {serve.log} ---\n{serve.tail(15)}")
