@@ -103,6 +103,21 @@ def test_tables_hold_what_the_predictor_finds(run, archive, tmp_path):
     assert (out / "rejects.jsonl").read_text() == ""
 
 
+def test_int8_tables_hold_what_the_int8_predictor_finds(run, archive, tmp_path):
+    """``--precision int8`` reaches the Predictor: the tables equal an int8 Predictor's entities."""
+    from conflict_ie.predictor import Predictor
+
+    _, (a, _, _), rows = archive
+    out = tmp_path / "out"
+    assert extract(run, [a], out, "--precision", "int8") == 0
+    texts = [r["text"] for r in rows if r["id"] in set(tables(out)["articles"].doc_id)]
+    preds = Predictor.from_pretrained(run, progress=False, precision="int8").predict_batch(texts)
+    got = tables(out)["entities"]
+    assert sorted(zip(got.start, got.end, got.label)) == sorted((e.start, e.end, e.label) for p in preds
+                                                                 for e in p.entities)
+    assert json.loads((out / "_manifest.json").read_text())["job"]["precision"] == "int8"
+
+
 def _meta(out):
     from conflict_ie.extract_manifest import load_manifest
 
@@ -164,6 +179,8 @@ def test_other_arguments_are_refused_unless_overwrite(run, archive, tmp_path, ca
     assert "other arguments: inputs (1 -> 2 files" in capsys.readouterr().err
     assert extract(run, [a], out, "--threshold", "0.5") == 2
     assert "threshold (0.0 -> 0.5)" in capsys.readouterr().err
+    assert extract(run, [a], out, "--precision", "int8") == 2  # a table must not mix fp32 and int8 rows
+    assert "precision (fp32 -> int8)" in capsys.readouterr().err
     other = tmp_path / "other-run"
     shutil.copytree(run, other, ignore=shutil.ignore_patterns("checkpoints"))
     assert extract(other, [a], out) == 2
@@ -231,6 +248,11 @@ def test_input_errors_stop_before_the_model_loads(run, tmp_path, capsys, monkeyp
     write_parquet(tmp_path / "in" / "t.parquet", [{"id": "1", "text": "Kyiv"}])
     assert extract(run, [tmp_path / "in"], tmp_path / "in" / "events") == 2
     assert "is inside the input folder" in capsys.readouterr().err
+    assert extract(run, [tmp_path / "t.parquet"], tmp_path / "o7", "--precision", "bf16", "--backend",
+                   "onnxruntime") == 2
+    assert "torch/fp32" in capsys.readouterr().err  # the error names the supported choices
+    assert extract(run, [tmp_path / "t.parquet"], tmp_path / "o8", "--precision", "int8", "--dtype", "float32") == 2
+    assert "--dtype float32 applies to --precision fp32 --backend torch only" in capsys.readouterr().err
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     assert extract(run, [tmp_path / "t.parquet"], tmp_path / "o6", "--engine", "ray") == 2
     assert "conflict-ie[distributed]" in capsys.readouterr().err

@@ -57,6 +57,9 @@ def add_extract_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--device", default="auto", help="auto (default: a GPU when there is one), cpu, cuda, cuda:1")
     sp.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                     help="auto: bf16 autocast on a GPU that has it, float32 on a CPU")
+    from conflict_ie.runtime import add_runtime_arguments
+
+    add_runtime_arguments(sp)
     sp.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8; more on a GPU)")
     sp.add_argument("--shard-size", type=int, default=SHARD_SIZE, help=f"rows per shard (default {SHARD_SIZE})")
     sp.add_argument("--threshold", type=float, default=0.0, help="drop entities scored below this")
@@ -75,6 +78,13 @@ def _check_args(args) -> None:
         value = getattr(args, name)
         if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"--{name.replace('_', '-')} is a score in [0, 1], got {value}")
+    from conflict_ie.runtime import check_runtime
+
+    check_runtime(args.precision, args.backend)
+    if args.dtype != "auto" and (args.precision, args.backend) != ("fp32", "torch"):
+        # --dtype is the GPU autocast of the fp32 torch model; the other runtimes set their own types.
+        raise ConfigError(f"--dtype {args.dtype} applies to --precision fp32 --backend torch only; "
+                          "leave --dtype at auto with another precision or backend")
     if args.num_gpus < 0:
         raise ConfigError(f"--num-gpus must be >= 0, got {args.num_gpus}")
     if args.engine == "ray" and importlib.util.find_spec("ray") is None:
@@ -110,7 +120,8 @@ def cmd_extract(args) -> int:
     model = model_folder(args.model)
     job = Job(model_fingerprint(model), [f.stat_key() for f in files], args.id_field, args.text_field,
               args.shard_size, float(args.threshold),
-              None if args.relation_threshold is None else float(args.relation_threshold), args.engine)
+              None if args.relation_threshold is None else float(args.relation_threshold), args.engine,
+              args.precision, args.backend)
     out = Path(args.output)
     for value in args.input:
         folder = Path(value)
@@ -154,7 +165,8 @@ def extractor_options(args, manifest) -> dict[str, Any]:
     """Keyword arguments of :class:`~conflict_ie.extract_worker.ArticleExtractor` (plain data, for Ray)."""
     return {"model": manifest.job.model["path"], "meta": [m.__dict__ for m in manifest.scan.meta],
             "device": args.device, "dtype": args.dtype, "threshold": args.threshold,
-            "relation_threshold": args.relation_threshold, "batch_size": args.batch_size}
+            "relation_threshold": args.relation_threshold, "batch_size": args.batch_size,
+            "precision": args.precision, "backend": args.backend}
 
 
 def run_local(out: Path, manifest, args, progress: bool, timings: dict[str, Any]):

@@ -8,7 +8,7 @@ row ranges, metadata columns, duplicate ids), so a resumed run does not read the
 
 A job is what decides the tables: the model (its folder and the size and time of every file it
 loads), the inputs (path, size and time of each file, in order), the id and text fields, the
-shard size, the thresholds and the engine. Batch size, device, workers and progress bars do not
+shard size, the thresholds, the engine, and the precision and backend. Batch size, device, workers and progress bars do not
 change the tables, so a resumed run may change them.
 """
 
@@ -68,6 +68,10 @@ class Job:
     threshold: float
     relation_threshold: float | None
     engine: str
+    # int8 finds about 80% of fp32's exact spans: a table must not mix the two. Defaults read the
+    # manifests written before these options existed (fp32 on torch, the only choice then).
+    precision: str = "fp32"
+    backend: str = "torch"
 
     def differences(self, other: "Job") -> list[str]:
         """What differs from ``other``, in words.

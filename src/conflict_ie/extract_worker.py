@@ -81,7 +81,8 @@ class ArticleExtractor:
 
     def __init__(self, model: str, *, meta: Sequence[MetaColumn | dict] = (), device: str = "auto",
                  dtype: str = "auto", threshold: float = 0.0, relation_threshold: float | None = None,
-                 batch_size: int = 8, chunk_size: int = 64, node_id: str | None = None, quiet: bool = True):
+                 batch_size: int = 8, chunk_size: int = 64, node_id: str | None = None, quiet: bool = True,
+                 precision: str = "fp32", backend: str = "torch"):
         from conflict_ie.predictor import Predictor
 
         if quiet:
@@ -90,9 +91,12 @@ class ArticleExtractor:
             hf_logging.disable_progress_bar()
 
         self.device = resolve_device(device)
-        self._autocast = lambda: autocast_for(self.device, dtype)
+        # GPU autocast belongs to the fp32 torch model; bf16, int8 and ONNX Runtime set their own types.
+        plain = (precision, backend) == ("fp32", "torch")
+        self._autocast = (lambda: autocast_for(self.device, dtype)) if plain else contextlib.nullcontext
         self.predictor = Predictor.from_pretrained(model, device=self.device, threshold=threshold,
-                                                   relation_threshold=relation_threshold, progress=False)
+                                                   relation_threshold=relation_threshold, progress=False,
+                                                   precision=precision, backend=backend)
         self.meta = tuple(m if isinstance(m, MetaColumn) else MetaColumn(**m) for m in meta)
         self.batch_size = batch_size
         self.chunk_size = chunk_size
