@@ -71,6 +71,9 @@ class NerConfig:
     warmup: float = field(default=0.1, metadata={"help": "warm-up: a ratio below 1, else a number of steps"})
     weight_decay: float = 0.01
     label_smoothing: float = 0.0
+    class_weight_power: float = field(default=0.0, metadata={
+        "help": "weigh each tag's loss by (most frequent tag's count / its count) ** power over the training "
+                "windows: 0 (default) weighs all alike, 0.5 the inverse square root, 1 the inverse frequency"})
     early_stopping_patience: int = field(default=5, metadata={"help": "epochs without a better validation F1"})
     max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: run all epochs)"})
     eval_steps: int = field(default=0, metadata={"help": "evaluate/save every N steps (0: every epoch)"})

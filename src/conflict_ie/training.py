@@ -178,9 +178,16 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
     has_eval = val_ds is not None and len(val_ds) > 0
     args = training_arguments(config, out, has_eval=has_eval, **extra)
     callbacks = [*([EarlyStoppingCallback(ner.early_stopping_patience)] if has_eval else []), *callbacks]
+    loss = {}
+    if ner.class_weight_power:
+        weights = tag_weights(train_ds["labels"], len(schema.bio_tags), ner.class_weight_power)
+        log.info("class weights (power %s): %s", ner.class_weight_power,
+                 dict(zip(schema.bio_tags, [round(w, 2) for w in weights.tolist()])))
+        loss["compute_loss_func"] = weighted_token_loss(weights, ner.label_smoothing)
     trainer = (_grouped_trainer_class() if ner.extra_window_lengths else Trainer)(
         model=model,
         args=args,
+        **loss,
         train_dataset=train_ds,
         eval_dataset=val_ds if has_eval else None,
         data_collator=DataCollatorForTokenClassification(tokenizer),
@@ -200,6 +207,56 @@ def train_ner(config: TrainConfig, corpus, schema: LabelSchema, out: Path, *, re
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     trainer.train(resume_from_checkpoint=last)
     return trainer, report
+
+
+def tag_weights(labels: Sequence[Sequence[int]], n_tags: int, power: float):
+    """Per-tag loss weights ``(largest count / count) ** power`` from the training windows' labels
+    (``-100`` ignored); a tag never seen gets the largest weight of those seen.
+
+    Example:
+        >>> tag_weights([[0, 0, 0, 0, 1, -100], [0, 0, 0, 0, 2, 2]], 4, 0.5).tolist()
+        [1.0, 2.8284270763397217, 2.0, 2.8284270763397217]
+    """
+    import torch
+
+    counts = torch.zeros(n_tags)
+    for row in labels:
+        for tag in row:
+            if tag >= 0:
+                counts[tag] += 1
+    seen = counts > 0
+    weights = torch.ones(n_tags)
+    weights[seen] = (counts.max() / counts[seen]) ** power
+    weights[~seen] = weights[seen].max() if seen.any() else 1.0
+    return weights
+
+
+def weighted_token_loss(weights, label_smoothing: float = 0.0):
+    """A ``Trainer`` ``compute_loss_func``: token cross-entropy with per-tag ``weights``.
+
+    The weighted sum is divided by the number of labelled tokens in the (accumulated) batch, the
+    ``num_items_in_batch`` the Trainer passes, so gradient accumulation adds up as without weights.
+    ``transformers`` has no class-weight option; this is the hook it offers for one.
+
+    Example:
+        >>> import torch
+        >>> f = weighted_token_loss(torch.tensor([1.0, 3.0]))
+        >>> out = {"logits": torch.zeros(1, 2, 2)}
+        >>> round(float(f(out, torch.tensor([[0, 1]]))), 4)  # (1 + 3) * ln 2 / 2 tokens
+        1.3863
+    """
+    import torch.nn.functional as F
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"]
+        flat = labels.reshape(-1)
+        per_token = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), flat,
+                                    weight=weights.to(logits.device), ignore_index=-100,
+                                    label_smoothing=label_smoothing, reduction="sum")
+        n = num_items_in_batch if num_items_in_batch is not None else (flat != -100).sum()
+        return per_token / max(float(n), 1.0)
+
+    return loss
 
 
 def _grouped_trainer_class():
