@@ -43,12 +43,14 @@ from conflict_ie.training import (inference_settings, refit_corpus, selected_epo
                                   train_relations)
 
 
-def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: Path):
-    """The corpus to train on: a folder given on the command line or in the config, or built from
-    the config's ``inputs`` (Label Studio exports and stand-off folders) into ``RUN/corpus``."""
-    corpus_dir = corpus_dir or config.corpus
-    if corpus_dir:
-        return load_corpus(corpus_dir)
+def read_inputs(config: TrainConfig) -> tuple[list[Document], LabelSchema]:
+    """The documents of the config's ``inputs`` (Label Studio exports and stand-off folders), with
+    its schema; the same article given twice (by task id or by text) is refused, since it would sit
+    in train and test at once.
+
+    Example:
+        >>> # docs, schema = read_inputs(TrainConfig.load("configs/train/conflict-full.yaml"))
+    """
     if not config.inputs:
         raise ConfigError("no corpus: give --corpus DIR, or 'corpus:' or 'inputs:' in the config")
     schema = LabelSchema.load(config.schema)
@@ -58,8 +60,16 @@ def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: 
             docs += read_standoff(path, config.text_root or None, schema)
         else:
             docs += read_labelstudio(path, schema).require_documents()
-    # The same article twice (by task id or by text) would sit in train and test at once.
-    docs = deduplicate(docs)[0][""]
+    return deduplicate(docs)[0][""], schema
+
+
+def prepare_corpus(config: TrainConfig, corpus_dir: str | Path | None, out_dir: Path):
+    """The corpus to train on: a folder given on the command line or in the config, or built from
+    the config's ``inputs`` (Label Studio exports and stand-off folders) into ``RUN/corpus``."""
+    corpus_dir = corpus_dir or config.corpus
+    if corpus_dir:
+        return load_corpus(corpus_dir)
+    docs, schema = read_inputs(config)
     splits = split_documents(docs, config.split)
     corpus = build_corpus(splits, schema)
     # Under torchrun every rank builds the same corpus in memory; only the first writes the copy.
