@@ -86,6 +86,17 @@ def scores(metrics: dict) -> dict:
     return out
 
 
+def annotations_digest() -> str:
+    """A SHA-256 over the annotation files both configs read: results of two versions never mix."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted([ROOT / "annotations/conflict-news.json", ROOT / "annotations/seed-article.json",
+                        *(ROOT / "annotations/re3d-conflict").rglob("*.json")]):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def parse_variant(text: str) -> tuple[str, str, list[str]]:
     """``NAME=BASE:KEY=VALUE[,KEY=VALUE...]`` -> ``(name, base config name, overrides)``.
 
@@ -184,6 +195,7 @@ def write_page(data: dict, path: Path) -> None:
         "",
         "Written by `scripts/effect_re3d.py` from `docs/results/re3d-effect.json`; do not edit by hand.",
         "",
+        *([data["note"], ""] if data.get("note") else []),
         "Two configs, trained on fixed document-level splits so that both are scored on the same documents:",
         "**bundled-only** (`configs/train/conflict-minilm.yaml`, the demo's) on the bundled articles, and "
         "**full** (`configs/train/conflict-full.yaml`) on the bundled articles plus the re3d documents "
@@ -213,7 +225,7 @@ def write_page(data: dict, path: Path) -> None:
             lines.append(f"| {label} | {_stat(a)} | {_stat(b)} | {_verdict(a, b)} |")
         lines += ["", "Strict F1 per label (support: gold mentions in this set):", "",
                   "| label | support | bundled-only | full | full − bundled-only |", "|---|---|---|---|---|"]
-        first = next(r for r in results if r["config"] == "full")[eval_set]["per_label"]
+        first = results[0][eval_set]["per_label"]  # the labels and their support: the same in every run
         for label, block in first.items():
             a = _values(results, "bundled-only", eval_set, "", label)
             b = _values(results, "full", eval_set, "", label)
@@ -252,12 +264,17 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="docs/results/re3d-effect.json")
     ap.add_argument("--page", default="docs/re3d-effect.md")
     ap.add_argument("--page-only", action="store_true")
+    ap.add_argument("--note", default=None, help="a paragraph kept in the results and put under the page's title")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=BASE:KEY=VALUE",
                     help="a trial: BASE's config and corpus with overrides, entity model only")
     args = ap.parse_args(argv)
     out, page = Path(args.out), Path(args.page)
     if args.page_only:
-        write_page(json.loads(out.read_text()), page)
+        data = json.loads(out.read_text())
+        if args.note is not None:
+            data["note"] = args.note
+            out.write_text(json.dumps(data, indent=1) + "\n")
+        write_page(data, page)
         return 0
 
     from conflict_ie.corpus import build_corpus, save_corpus
@@ -265,6 +282,12 @@ def main(argv=None) -> int:
     corpora, eval_docs, schema = make_splits(tuple(args.re3d_split), args.re3d_seed)
     work = Path(args.work)
     data = json.loads(out.read_text()) if out.exists() else {"results": []}
+    if args.note is not None:
+        data["note"] = args.note
+    digest = annotations_digest()
+    if data.setdefault("annotations_digest", digest) != digest:
+        raise SystemExit(f"{out} holds results on other annotations (digest {data['annotations_digest']}, now "
+                         f"{digest}): give another --out and --work, or remove them")
     for r in data["results"]:  # results written before the validation F1 was recorded
         info = Path(r["run"]) / "training_info.json"
         if r.get("validation_entity_f1") is None and info.exists():
