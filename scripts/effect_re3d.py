@@ -244,6 +244,12 @@ def write_page(data: dict, path: Path) -> None:
             cells = [_stat(_values(results, name, None, "validation_entity_f1"))]
             cells += [_stat(_values(results, name, key, "strict_f1")) for key in EVAL_SETS]
             lines.append(f"| {name} | {over} | " + " | ".join(cells) + " |")
+        labels = list(results[0]["re3d_heldout"]["per_label"])
+        lines += ["", "Strict F1 per label on the held-out re3d documents:", "",
+                  "| trial | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for name in ["full", *variants]:
+            lines.append(f"| {name} | " + " | ".join(
+                _stat(_values(results, name, "re3d_heldout", "", label)) for label in labels) + " |")
         lines.append("")
     times = {}
     for r in results:
