@@ -212,11 +212,16 @@ def write_page(data: dict, path: Path) -> None:
         s = sizes[name]
         lines.append(f"| {name} | {s['train']} | {s['validation']} | {sizes['re3d_heldout']} | "
                      f"{sizes['bundled_test']} | {sizes['seed_article']} |")
+    seeds_line = "Entity scores are over seeds " + ", ".join(map(str, entity_seeds))
+    if relation_seeds == entity_seeds:
+        seeds_line += ", relations and casualty type too."
+    else:
+        seeds_line += ("; the relation model (relations and casualty type) was trained for seeds " +
+                       ", ".join(map(str, relation_seeds)) + " only, since it is about three quarters of a run's "
+                       "time on this CPU.")
     lines += ["", "Mean ± standard deviation over the seeds, each seed's value in brackets. A difference is "
-              "called within seed noise when it is no larger than the larger standard deviation. Entity "
-              "scores are over seeds " + ", ".join(map(str, entity_seeds)) + "; the relation model (relations and "
-              "casualty type) was trained for seeds " + ", ".join(map(str, relation_seeds)) +
-              " only, since it is about three quarters of a run's time on this CPU.", ""]
+              "called within seed noise when it is no larger than the larger standard deviation. " + seeds_line,
+              "Trials (below) train the entity model only.", ""]
     for eval_set, title in EVAL_SETS.items():
         lines += [f"## On the {title}", "", "| metric | bundled-only | full | full − bundled-only |",
                   "|---|---|---|---|"]
