@@ -8,7 +8,11 @@ entities only and full (entities + relations + casualty records).
 For every side it prints article tokens/s, the ratio to the baseline, peak resident memory
 (each side measured in a fresh process, so that none inherits another's peak), strict micro
 F1 of its entities against the gold of the run's test split, and how many of fp32's entities
-it reproduces (exact span and label). The baseline is ``pipeline("token-classification",
+it reproduces (exact span and label). When ``../shared/data/re3d`` is present, strict F1 is also
+computed on the re3d validation documents in the conflict schema (``annotations/re3d-conflict``,
+split as ``scripts/effect_re3d.py`` splits them: 0.7/0.1/0.2 by document, seed 13); the demo
+model never trained on any re3d document. Without that folder the column says so and stays
+empty. The baseline is ``pipeline("token-classification",
 aggregation_strategy="first", stride=...)`` at batch 8 with the model's own window, as the
 model card tells a user to call it; without ``stride`` the pipeline would read only the first
 512 tokens of an article and not be a fair baseline.
@@ -42,11 +46,23 @@ def texts() -> list[str]:
     return arts + ["\n\n".join(arts[i : i + 6]) for i in range(0, len(arts), 6)]
 
 
-def test_documents(model: str):
+RE3D_TEXT = ROOT.parent / "shared" / "data" / "re3d"
+
+
+def gold_sets(model: str) -> dict[str, list]:
+    """Documents with gold annotations that F1 is computed on, by name: the run's test split, and
+    the re3d validation documents when their text is here (``RE3D_TEXT``)."""
     from conflict_ie.corpus import documents_of, load_corpus
 
     corpus, schema = load_corpus(Path(model) / "corpus")
-    return documents_of(corpus["test"], schema)
+    sets = {"test": documents_of(corpus["test"], schema)}
+    if RE3D_TEXT.is_dir():
+        # The split lives in effect_re3d.py (this folder is on sys.path when a script of it runs), so
+        # that "re3d validation" means the same documents on every page that reports it.
+        from effect_re3d import split_inputs
+
+        sets["re3d"] = split_inputs()[1]["validation"]
+    return sets
 
 
 def run_side(side: str, model: str, repeat: int, out: str) -> None:
@@ -59,7 +75,7 @@ def run_side(side: str, model: str, repeat: int, out: str) -> None:
 
     torch.manual_seed(0)
     docs = texts()
-    gold = test_documents(model)
+    gold = gold_sets(model)
     if side == "pipeline":
         from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
@@ -89,7 +105,7 @@ def run_side(side: str, model: str, repeat: int, out: str) -> None:
         t0 = time.perf_counter()
         fn(docs)
         times.append(time.perf_counter() - t0)
-    gold_pred = fn([d.text for d in gold])
+    gold_pred = {name: fn([d.text for d in ds]) for name, ds in gold.items()}
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(out).write_text(json.dumps({"seconds": min(times), "tokens": n_tokens, "articles": len(docs),
                                      "peak_mb": peak_mb, "gold_pred": gold_pred, "threads": torch.get_num_threads()}))
@@ -117,6 +133,10 @@ def main(argv=None) -> int:
     if args.side:
         run_side(args.side, args.model, args.repeat, args.out)
         return 0
+    # The stand-off annotations name their text folder relative to the repository root, and the
+    # sides run in their own processes: every path is made absolute and every process runs there.
+    args.model = str(Path(args.model).resolve())
+    os.chdir(ROOT)
     if not (Path(args.model) / "corpus").is_dir():
         print(f"{args.model} is not a run folder with its corpus (train one with `make demo`)", file=sys.stderr)
         return 2
@@ -137,22 +157,31 @@ def main(argv=None) -> int:
             r = json.loads(Path(out).read_text())
             if side not in results or r["seconds"] < results[side]["seconds"]:
                 results[side] = {**r, "peak_mb": max(r["peak_mb"], results.get(side, {}).get("peak_mb", 0))}
-    gold = test_documents(args.model)
+    gold = gold_sets(args.model)
     base = results["pipeline"]
-    ref = {(n, *e) for n, doc in enumerate(results.get("torch/fp32/entities", base)["gold_pred"]) for e in doc}
+    # The reference of the last column is fp32 entities-only; a run that left it out compares with the baseline.
+    ref_side = "torch/fp32/entities" if "torch/fp32/entities" in results else "pipeline"
+    ref = {(n, *e) for n, doc in enumerate(results[ref_side]["gold_pred"]["test"]) for e in doc}
     print(f"model {args.model}; {base['articles']} texts, {base['tokens']} article tokens; {base['threads']} threads; "
-          f"batch {BATCH}; best of {args.rounds} rounds x {args.repeat}; F1 on the {len(gold)} test-split articles")
-    header = f"| {'side':<38} | {'tokens/s':>8} | {'x pipeline':>10} | {'peak RSS MB':>11} | {'strict F1':>9} | " \
-             f"{'= fp32 entities':>15} |"
+          f"batch {BATCH}; best of {args.rounds} rounds x {args.repeat}")
+    print(f"strict F1 on the {len(gold['test'])} test-split articles (test F1) and "
+          + (f"the {len(gold['re3d'])} re3d validation documents in the conflict schema (re3d F1)" if "re3d" in gold
+             else f"not on re3d validation: {RE3D_TEXT} is absent"))
+    print("= fp32 entities: share of the entities on the test split that a side shares with "
+          + ("fp32 entities-only" if ref_side != "pipeline" else "the baseline (fp32 entities-only was not measured)")
+          + " (shared / union)")
+    header = f"| {'side':<38} | {'tokens/s':>8} | {'x pipeline':>10} | {'peak RSS MB':>11} | {'test F1':>7} | " \
+             f"{'re3d F1':>7} | {'= fp32 entities':>15} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for side in sides:
         r = results[side]
-        mine = {(n, *e) for n, doc in enumerate(r["gold_pred"]) for e in doc}
+        mine = {(n, *e) for n, doc in enumerate(r["gold_pred"]["test"]) for e in doc}
         agree = len(ref & mine) / max(len(ref | mine), 1)
         name = "transformers pipeline (baseline)" if side == "pipeline" else side.replace("/", " ")
+        f1 = {k: f"{strict_f1(gold[k], r['gold_pred'][k]):.3f}" if k in gold else "-" for k in ("test", "re3d")}
         print(f"| {name:<38} | {r['tokens'] / r['seconds']:>8.0f} | {base['seconds'] / r['seconds']:>9.2f}x | "
-              f"{r['peak_mb']:>11.0f} | {strict_f1(gold, r['gold_pred']):>9.3f} | {agree:>15.1%} |")
+              f"{r['peak_mb']:>11.0f} | {f1['test']:>7} | {f1['re3d']:>7} | {agree:>15.1%} |")
     print("\nfull / entities-only throughput at the same choice:")
     for c in args.choices:
         e, f = results.get(f"{c}/entities"), results.get(f"{c}/full")

@@ -46,8 +46,12 @@ EVAL_SETS = {"re3d_heldout": "held-out re3d documents", "bundled_test": "bundled
              "seed_article": "seed article"}
 
 
-def make_splits(re3d_split: tuple[float, float, float], seed: int):
-    """The documents of every split, by name (see the module docstring), and the schema."""
+def split_inputs(re3d_split: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 13):
+    """The bundled articles split as the demo splits them, the re3d documents split by document
+    (``train``/``validation``/``test``, the last being the held-out set), and the schema.
+
+    ``scripts/bench_predict.py`` takes its re3d validation documents from here too.
+    """
     from conflict_ie.config import SplitSpec, TrainConfig
     from conflict_ie.corpus import split_documents
     from conflict_ie.run import read_inputs
@@ -58,8 +62,12 @@ def make_splits(re3d_split: tuple[float, float, float], seed: int):
     everything, _ = read_inputs(replace(full_cfg, inputs=tuple(str(ROOT / p) for p in full_cfg.inputs)))
     bundled_ids = {d.id for d in bundled}
     re3d = [d for d in everything if d.id not in bundled_ids]
-    b = split_documents(bundled, bundled_cfg.split)
-    r = split_documents(re3d, SplitSpec(*re3d_split, seed=seed))
+    return split_documents(bundled, bundled_cfg.split), split_documents(re3d, SplitSpec(*re3d_split, seed=seed)), schema
+
+
+def make_splits(re3d_split: tuple[float, float, float], seed: int):
+    """The documents of every split, by name (see the module docstring), and the schema."""
+    b, r, schema = split_inputs(re3d_split, seed)
     corpora = {
         "bundled-only": {"train": b["train"], "validation": b["validation"], "test": b["test"]},
         "full": {"train": b["train"] + r["train"], "validation": b["validation"] + r["validation"],
