@@ -14,14 +14,19 @@ quality before any of it goes into the package:
   candidate pair (the same candidates as the shipped relation model: ``RelationEncoder.candidates``
   with the run's settings) is head, tail, their product, the max over the states between them and
   a bucket of their distance; a two-layer MLP scores every relation label the schema allows for
-  the pair (masked binary cross-entropy, as the shipped model trains);
+  the pair (masked binary cross-entropy, as the shipped model trains); the schema's per-region
+  attribute (``casualty_type``) is a two-layer MLP over the span and the ``CONTEXT`` sub-tokens on
+  either side of it;
+- the states are the mean of ``--layers`` (4 5 6 by default, chosen on validation over 6 alone);
 - trained on the run's train split with gold entities; the epoch is chosen on validation relation
   F1 (gold entities, threshold 0.5); scored on the test split (and on the re3d validation
   documents in the conflict schema when ``../shared/data/re3d`` is here, never trained on) with
   gold entities and end to end (the run's own predicted entities), beside the run's shipped
   relation model on the same entities, in the same run.
 
-    python scripts/experiment_shared_encoder.py --model runs/demo --seeds 1 2 3 --out docs/results/shared-encoder.json
+    python scripts/experiment_shared_encoder.py --model runs/demo --seeds 1 2 3 --out docs/results/shared-encoder-demo.json
+
+The page that reads its results is ``docs/shared-encoder-relations.md``.
 
 It prints one table; ``--out`` keeps every number. Nothing here changes the package.
 """
