@@ -24,7 +24,7 @@ quality before any of it goes into the package:
   gold entities and end to end (the run's own predicted entities), beside the run's shipped
   relation model on the same entities, in the same run.
 
-    python scripts/experiment_shared_encoder.py --model runs/demo --seeds 1 2 3 \
+    python scripts/experiment_shared_encoder.py --model runs/demo --seeds 1 2 3 \\
         --out docs/results/shared-encoder-demo.json
 
 The page that reads its results is ``docs/shared-encoder-relations.md``.
