@@ -51,12 +51,13 @@ CONTEXT = 3  # sub-tokens either side of a span that its attribute reads
 
 
 def token_states(predictor, texts, layers: tuple[int, ...]):
-    """Per text: sub-token start offsets (chars) and end offsets, and each sub-token's state (mean
-    of ``layers`` of the entity encoder) from the window where it is most central."""
+    """Per text: sub-token character offsets ``(n, 2)`` and each sub-token's state (mean of
+    ``layers`` of the entity encoder) from the window where it is most central, the window that
+    entity decoding reads it from (``alignment.pick_central``)."""
     import numpy as np
     import torch
 
-    from conflict_ie.alignment import tokenize_document, window_bounds
+    from conflict_ie.alignment import pick_central, tokenize_document, window_bounds
 
     model = predictor.model
     content = predictor.max_length - len(predictor._prefix) - len(predictor._suffix)
@@ -65,22 +66,17 @@ def token_states(predictor, texts, layers: tuple[int, ...]):
         for text in texts:
             tdoc = tokenize_document(text, predictor.tokenizer)
             n = len(tdoc.ids)
-            dim = model.config.hidden_size
-            states = np.zeros((n, dim), np.float32)
-            best = np.full(n, -1)
-            for ws, we in window_bounds(tdoc, content, predictor.stride) if n else []:
-                row = predictor._prefix + tdoc.ids[ws:we] + predictor._suffix
-                ids = torch.tensor([row])
+            states = np.zeros((n, model.config.hidden_size), np.float32)
+            bounds = window_bounds(tdoc, content, predictor.stride) if n else []
+            owner = pick_central(bounds, n)
+            for k, (ws, we) in enumerate(bounds):
+                ids = torch.tensor([predictor._prefix + tdoc.ids[ws:we] + predictor._suffix])
                 hs = model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids),
                                       output_hidden_states=True).hidden_states
-                h = torch.stack([hs[k] for k in layers]).mean(0)[0, len(predictor._prefix):][: we - ws].numpy()
-                pos = np.arange(ws, we)
-                central = np.minimum(pos - ws, we - 1 - pos)
-                take = central > best[ws:we]
-                states[pos[take]] = h[take]
-                best[ws:we][take] = central[take]
-            offsets = np.array(tdoc.offsets, dtype=np.int64).reshape(-1, 2)
-            out.append((offsets, states))
+                h = torch.stack([hs[i] for i in layers]).mean(0)[0, len(predictor._prefix):][: we - ws].numpy()
+                mine = np.nonzero(owner[ws:we] == k)[0]
+                states[ws + mine] = h[mine]
+            out.append((np.array(tdoc.offsets, dtype=np.int64).reshape(-1, 2), states))
     return out
 
 
@@ -94,14 +90,14 @@ def span_tokens(offsets, start: int, end: int) -> tuple[int, int]:
     return int(idx[0]), int(idx[-1]) + 1
 
 
-def pair_rows(docs_spans, states, enc, schema, gold=None):
-    """Feature indices of every candidate pair: ``(doc, head span, tail span, labels multi-hot, mask)``."""
+def pair_rows(docs_spans, preps, states, enc, schema, gold=None):
+    """Every candidate pair: ``(doc, head span, tail span, head sub-tokens, tail sub-tokens, labels
+    multi-hot, mask of the labels the schema allows)``; ``preps`` are ``enc.prepare`` of the texts."""
     import numpy as np
 
     labels = schema.relation_labels
     rows = []
-    for n, (text, spans) in enumerate(docs_spans):
-        prep = enc.prepare(text)
+    for n, ((text, spans), prep) in enumerate(zip(docs_spans, preps, strict=True)):
         offsets, _ = states[n]
         tok = {s.id: span_tokens(offsets, s.start, s.end) for s in spans}
         g = gold[n] if gold is not None else {}
@@ -249,19 +245,20 @@ def main(argv=None) -> int:
     for name, docs in sets.items():
         texts = [d.text for d in docs]
         st = token_states(ner, texts, tuple(args.layers))
+        preps = [enc.prepare(t) for t in texts]  # sentences and sub-tokens, once per text
         gold_spans = [(d.text, list(d.spans)) for d in docs]
         data[name] = {"docs": docs, "states": st, "gold_spans": gold_spans,
                       "gold_keys": set().union(*(gold_relation_keys(d, symmetric) for d in docs)),
-                      "gold_rows": pair_rows(gold_spans, st, enc, schema, [gold_label_sets(d, schema) for d in docs])}
+                      "gold_rows": pair_rows(gold_spans, preps, st, enc, schema,
+                                             [gold_label_sets(d, schema) for d in docs])}
         if name != "train":
             preds = ner.predict_batch(texts, progress=False)
             data[name]["pred_spans"] = [(p.text, [Span(e.id, e.start, e.end, e.label) for e in p.entities])
                                         for p in preds]
-            data[name]["pred_rows"] = pair_rows(data[name]["pred_spans"], st, enc, schema)
+            data[name]["pred_rows"] = pair_rows(data[name]["pred_spans"], preps, st, enc, schema)
     print(f"states and candidates: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
-    def shipped_keys(name, which):
-        found = shipped.classify_many(data[name][which])
+    def shipped_keys(name, found):
         ids = [d.id for d in data[name]["docs"]]
         return {relation_key(ids[n], h, t, lab, symmetric)
                 for n, (rels, _) in enumerate(found) for h, t, lab, _ in rels}
@@ -276,12 +273,13 @@ def main(argv=None) -> int:
     for name in data:
         if name == "train":
             continue
-        results["shipped"][name] = {"gold": f1(data[name]["gold_keys"], shipped_keys(name, "gold_spans"), schema),
-                                    "end_to_end": f1(data[name]["gold_keys"], shipped_keys(name, "pred_spans"), schema)}
+        on_gold = shipped.classify_many(data[name]["gold_spans"])
+        on_pred = shipped.classify_many(data[name]["pred_spans"])
+        results["shipped"][name] = {"gold": f1(data[name]["gold_keys"], shipped_keys(name, on_gold), schema),
+                                    "end_to_end": f1(data[name]["gold_keys"], shipped_keys(name, on_pred), schema)}
         if attribute:
-            found = shipped.classify_many(data[name]["gold_spans"])
             got = [{sid: dict((a, v) for a, v, _ in vals).get(attribute.name) for sid, vals in f[1].items()}
-                   for f in found]
+                   for f in on_gold]
             _, ys, where = attrs[name]
             right = [got[n].get(sid) == attribute.choices[int(y)] for (n, sid), y in zip(where, ys)]
             results["shipped"][name][attribute.name] = sum(right) / max(len(right), 1)
@@ -337,7 +335,7 @@ def main(argv=None) -> int:
                                           keys_of(data[name]["pred_rows"], pp, schema, 0.5, ids), schema)}
         row["score_seconds"] = time.perf_counter() - t1
         if attribute:
-            # The attribute head: a linear layer over the span vector, trained on the train split.
+            # The attribute head: a two-layer MLP over the span and its neighbours, on the train split.
             torch.manual_seed(seed)
             head = torch.nn.Sequential(torch.nn.Dropout(args.dropout), torch.nn.Linear((2 + 2 * CONTEXT) * dim, 256),
                                        torch.nn.GELU(), torch.nn.Dropout(args.dropout),
