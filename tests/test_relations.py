@@ -63,6 +63,20 @@ def test_sentence_bounds_keep_abbreviations():
     assert sentence_bounds("One line\nand another") == [(0, 8), (9, 20)]
 
 
+def test_sentence_splitting_undoes_numpy_f2py_shrinking_the_regex_cache(monkeypatch):
+    # numpy.f2py sets re._MAXCACHE to 50 on import (scipy imports it under seqeval), and pysbd
+    # then compiles its ~870 patterns again for every paragraph; sentence_bounds raises it back.
+    import re
+
+    monkeypatch.setattr(re, "_MAXCACHE", 50)
+    assert sentence_bounds("Talks failed. Gen. Smith left.") == [(0, 13), (14, 30)]
+    assert re._MAXCACHE >= 1024
+    # A larger cache is left alone.
+    monkeypatch.setattr(re, "_MAXCACHE", 5000)
+    sentence_bounds("Talks failed.")
+    assert re._MAXCACHE == 5000
+
+
 def test_windows_find_each_span_s_tokens_and_pack_levitated_markers(schema):
     enc = encoder(schema)
     doc = Document("d", TEXT, tuple(spans()), (Relation("o", "l", "AFFILIATED_WITH"),))
