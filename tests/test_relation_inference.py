@@ -6,7 +6,7 @@ from transformers import BertConfig
 
 from conflict_ie.documents import Span
 from conflict_ie.relation_data import DESIGN, marker_tokens
-from conflict_ie.relation_inference import RelationExtractor
+from conflict_ie.relation_inference import INFERENCE_MAX_PAIRS, RelationExtractor
 from conflict_ie.relation_model import RelationModel, RelationModelConfig
 from conflict_ie.schema import LabelSchema
 from tiny import word_tokenizer
@@ -94,8 +94,7 @@ def test_packed_and_batched_pairs_score_as_one_pair_at_a_time():
     model = RelationModel(RelationModelConfig(encoder=enc, relation_labels=list(SCHEMA.relation_labels),
                                               threshold=0.0, max_input_tokens=64, design=DESIGN))
     rx = RelationExtractor(model, tok, SCHEMA, device="cpu")
-    model.config.max_pairs = 1
-    one = RelationExtractor(model, tok, SCHEMA, device="cpu")
+    one = RelationExtractor(model, tok, SCHEMA, device="cpu", max_pairs=1)
 
     def spans_of(text):
         return [Span(f"{w}{i}", i, i + len(w), "P" if w == "Gamma" else "G")
@@ -104,7 +103,7 @@ def test_packed_and_batched_pairs_score_as_one_pair_at_a_time():
     items = [(t, spans_of(t)) for t in texts]
     together = rx.classify_many(items, batch_size=8)
     alone = [one.classify(t, sp, batch_size=1) for t, sp in items]
-    assert one.encoder.max_pairs == 1 and rx.encoder.max_pairs == 32
+    assert one.encoder.max_pairs == 1 and rx.encoder.max_pairs == INFERENCE_MAX_PAIRS
     for (rels_a, _), (rels_b, _) in zip(together, alone):
         assert [(h.id, t.id, lab) for h, t, lab, _ in rels_a] == [(h.id, t.id, lab) for h, t, lab, _ in rels_b]
         assert np.allclose([s for *_, s in rels_a], [s for *_, s in rels_b], atol=1e-5)

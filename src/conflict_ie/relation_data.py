@@ -12,7 +12,8 @@ PL-Marker, Ye et al. 2022) this is: the cost grows with the text plus four token
 pair, not with a text pass per pair, which made relations about 92% of prediction
 time. A per-region attribute (the casualty type) gets its span's two subject markers
 alone. A window with many pairs is packed into several passes of at most
-``max_pairs`` pairs, each repeating the text.
+``max_pairs`` pairs, each repeating the text (training packs fewer than inference,
+to bound its memory; the scores do not depend on the packing).
 
 Neighbouring windows share ``max_sentence_distance`` sentences, so that every
 candidate pair (same or neighbouring sentence) lies whole in some window; a pair is
