@@ -79,10 +79,12 @@ def test_loss_learns_only_the_labels_the_schema_allows():
     assert torch.allclose(both, expected, atol=1e-6)
 
 
-def test_packed_and_batched_pairs_score_as_one_pair_at_a_time():
+@pytest.mark.parametrize("pair_context", ["none", "mean"])
+def test_packed_and_batched_pairs_score_as_one_pair_at_a_time(pair_context):
     # A real (tiny, random) model: all pairs of three texts packed as levitated markers in one padded
     # batch give each pair the same probabilities as each pair alone in its own pass (max_pairs=1,
-    # batch 1): a mask, position or bookkeeping slip would shift them.
+    # batch 1): a mask, position or bookkeeping slip would shift them (with "mean", also a slip in
+    # the in-between ranges of the pairs of other rows).
     import torch
 
     texts = [TEXT, "Beta attacked Alpha near Gamma and Alpha fled.", "Gamma."]
@@ -92,7 +94,8 @@ def test_packed_and_batched_pairs_score_as_one_pair_at_a_time():
                      intermediate_size=16).to_dict()
     torch.manual_seed(0)
     model = RelationModel(RelationModelConfig(encoder=enc, relation_labels=list(SCHEMA.relation_labels),
-                                              threshold=0.0, max_input_tokens=64, design=DESIGN))
+                                              threshold=0.0, max_input_tokens=64, design=DESIGN,
+                                              pair_context=pair_context))
     rx = RelationExtractor(model, tok, SCHEMA, device="cpu")
     one = RelationExtractor(model, tok, SCHEMA, device="cpu", max_pairs=1)
 

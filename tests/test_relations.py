@@ -97,6 +97,10 @@ def test_windows_find_each_span_s_tokens_and_pack_levitated_markers(schema):
         assert packed["position_ids"][s_at:s_at + 2] == list(window.positions[h.id])
         assert packed["position_ids"][o_at:o_at + 2] == list(window.positions[t.id])
         assert len({packed["groups"][i] for i in (s_at, s_at + 1, o_at, o_at + 1)}) == 1
+    # Each pair's in-between range: the text tokens after the earlier span and before the later one.
+    words = {(h.id, t.id): " ".join(toks[lo:hi]) for (_, h, t), (lo, hi) in zip(jobs, packed["between"])}
+    assert words[("o", "l")] == "of" and words[("o", "g")] == "of belgorod said"
+    assert words[("g", "l")] == "said"  # the head after the tail: the same range as the other way round
     rows, stats = training_rows([doc], enc, negative_ratio=2.0, seed=0)
     assert stats["positive"] == 1 and stats["negative_kept"] == 2 and stats["gold_out_of_reach"] == 0
     assert stats["candidates"]["pairs"] == 3 and stats["candidates"]["dropped_window"] == 0

@@ -101,6 +101,8 @@ class RelationConfig:
     weight_decay: float = 0.01
     max_steps: int = -1
     threshold: float = field(default=0.5, metadata={"help": "minimum probability to report a relation"})
+    pair_context: Literal["none", "mean"] = field(default="none", metadata={
+        "help": "also read the mean state of the text between a pair's spans ('mean'), or only its markers"})
 
 
 @dataclass(frozen=True)

@@ -260,15 +260,16 @@ class RelationEncoder:
         """Encoder inputs for a window's jobs: the text, then levitated markers, at most ``max_pairs``
         pairs (an attribute span counts as one) per input. Each input lists ``jobs`` (its own, in
         order), ``position_ids``, ``groups`` (per token: -1 for text, else the job it belongs to),
-        ``pairs`` (the two start-marker indices of each pair job) and ``attrs`` ((start-marker
-        index, attribute index) of each attribute job)."""
+        ``pairs`` (the two start-marker indices of each pair job), ``between`` (each pair job's
+        ``[first, end)`` text tokens between its spans) and ``attrs`` ((start-marker index,
+        attribute index) of each attribute job)."""
         tok = self.tokenizer
         n = len(window.input_ids)
         out = []
         for g in range(0, len(jobs), self.max_pairs):
             group = jobs[g : g + self.max_pairs]
             ids, pos, groups = list(window.input_ids), list(range(n)), [-1] * n
-            pairs, attrs = [], []
+            pairs, between, attrs = [], [], []
             for k, (kind, span, other) in enumerate(group):
                 first, last = window.positions[span.id]
                 s_at = len(ids)
@@ -282,10 +283,13 @@ class RelationEncoder:
                     pos += [t_first, t_last]
                     groups += [k, k]
                     pairs.append([s_at, o_at])
+                    # The text tokens strictly between the two spans (empty when they touch or overlap).
+                    lo, hi = (last + 1, t_first) if first <= t_first else (t_last + 1, first)
+                    between.append([lo, max(lo, hi)])
                 else:
                     attrs.append([s_at, other])
-            out.append({"input_ids": ids, "position_ids": pos, "groups": groups, "pairs": pairs, "attrs": attrs,
-                        "jobs": list(group)})
+            out.append({"input_ids": ids, "position_ids": pos, "groups": groups, "pairs": pairs, "between": between,
+                        "attrs": attrs, "jobs": list(group)})
             if stats is not None:
                 stats.window_tokens += len(ids)
         return out
@@ -343,7 +347,7 @@ def training_rows(docs: Sequence[Document], enc: RelationEncoder, *, negative_ra
             jobs = [j for j in jobs if j[0] == "pair" or j[1].attributes.get(enc.attributes[j[2]].name)
                     in enc.attributes[j[2]].choices]
             for packed in enc.pack(window, jobs, cand):
-                row = {k: packed[k] for k in ("input_ids", "position_ids", "groups", "pairs")}
+                row = {k: packed[k] for k in ("input_ids", "position_ids", "groups", "pairs", "between")}
                 row.update(rel_labels=[], rel_mask=[], attrs=[])
                 for (kind, span, other), idx in zip(
                         [j for j in packed["jobs"] if j[0] == "pair"], packed["pairs"]):
@@ -367,7 +371,7 @@ def training_rows(docs: Sequence[Document], enc: RelationEncoder, *, negative_ra
 class RelationCollator:
     """Pads packed rows into a batch (per batch, never to a fixed size): ids, position ids, the 4-D
     additive attention mask of levitated markers, and the pairs and attribute spans flattened into
-    index tensors ``(row, position...)``.
+    index tensors ``(row, position...)``; ``pair_between`` has each pair's in-between token range.
 
     In the mask, text tokens see the text; a marker sees the text and the markers of its own job;
     a padding row sees itself only (a row that sees nothing misbehaves in SDPA's kernels).
@@ -392,13 +396,15 @@ class RelationCollator:
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         pos = torch.zeros((len(rows), width), dtype=torch.long)
         groups = torch.full((len(rows), width), -2, dtype=torch.long)  # -2: padding
-        pair_index, attr_index, attr_label, rel_labels, rel_mask = [], [], [], [], []
+        pair_index, pair_between, attr_index, attr_label, rel_labels, rel_mask = [], [], [], [], [], []
         for i, r in enumerate(rows):
             n = len(r["input_ids"])
             ids[i, :n] = torch.tensor(r["input_ids"])
             pos[i, :n] = torch.tensor(r["position_ids"])
             groups[i, :n] = torch.tensor(r["groups"])
             pair_index += [[i, h, t] for h, t in r.get("pairs", ())]
+            # A row made by hand may carry no ``between``: an empty range per pair (no context).
+            pair_between += r.get("between") or [[0, 0]] * len(r.get("pairs", ()))
             rel_labels += r.get("rel_labels", ())
             rel_mask += r.get("rel_mask", ())
             for a in r.get("attrs", ()):
@@ -412,6 +418,7 @@ class RelationCollator:
         mask = torch.zeros(visible.shape, dtype=torch.float).masked_fill(~visible, torch.finfo(torch.float).min)
         batch = {"input_ids": ids, "position_ids": pos, "attention_mask": mask[:, None],
                  "pair_index": torch.tensor(pair_index, dtype=torch.long).reshape(-1, 3),
+                 "pair_between": torch.tensor(pair_between, dtype=torch.long).reshape(-1, 2),
                  "attr_index": torch.tensor(attr_index, dtype=torch.long).reshape(-1, 3)}
         if any("rel_labels" in r for r in rows):
             n = self.n_labels or (len(rel_labels[0]) if rel_labels else 0)

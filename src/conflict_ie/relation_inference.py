@@ -115,7 +115,7 @@ class RelationExtractor:
             batch = {k: v.to(self.device) for k, v in self._collate(rows).items()}
             states = self._encode(batch["input_ids"], batch["attention_mask"], batch["position_ids"],
                                   torch.zeros_like(batch["input_ids"])).to(self.device)
-            res = self.model.heads(states, batch["pair_index"], batch["attr_index"])
+            res = self.model.heads(states, batch["pair_index"], batch["attr_index"], batch["pair_between"])
             rel = torch.sigmoid(res["relation_logits"].float()).cpu().numpy()
             attr = [torch.softmax(a.float(), -1).cpu().numpy() for a in res["attribute_logits"]]
             p = a = 0

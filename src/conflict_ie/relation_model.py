@@ -26,6 +26,10 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 
+#: What the relation head reads besides the pair's two start markers (``RelationModelConfig.pair_context``).
+PAIR_CONTEXTS = ("none", "mean")
+
+
 class RelationModelConfig(PretrainedConfig):
     """Configuration of :class:`RelationModel`; ``encoder`` is the encoder's own config.
 
@@ -42,7 +46,8 @@ class RelationModelConfig(PretrainedConfig):
     def __init__(self, encoder: dict | PretrainedConfig | None = None, relation_labels: list[str] | None = None,
                  attributes: list[dict[str, Any]] | None = None, max_input_tokens: int = 192,
                  max_sentence_distance: int = 1, max_token_distance: int = 80, threshold: float = 0.5,
-                 dropout: float = 0.1, design: str = "per_pair", max_pairs: int = 32, **kwargs):
+                 dropout: float = 0.1, design: str = "per_pair", max_pairs: int = 32, pair_context: str = "none",
+                 **kwargs):
         if isinstance(encoder, dict):
             encoder = dict(encoder)
             encoder = AutoConfig.for_model(encoder.pop("model_type", "bert"), **encoder)
@@ -60,6 +65,12 @@ class RelationModelConfig(PretrainedConfig):
         # which the inference refuses with a message rather than reading its markers wrongly.
         self.design = str(design)
         self.max_pairs = int(max_pairs)
+        # "mean": the relation head also reads the mean state of the text between the two spans
+        # (SpERT's localised context, mean- rather than max-pooled: a difference of running sums costs
+        # nothing per pair). A folder written before this setting reads as "none", its head unchanged.
+        if pair_context not in PAIR_CONTEXTS:
+            raise ValueError(f"pair_context is one of {PAIR_CONTEXTS}, got {pair_context!r}")
+        self.pair_context = str(pair_context)
         super().__init__(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,7 +91,8 @@ class RelationModel(PreTrainedModel):
         self.encoder = AutoModel.from_config(config.encoder)
         hidden = config.encoder.hidden_size
         self.dropout = nn.Dropout(config.dropout)
-        self.relation_head = nn.Linear(2 * hidden, max(len(config.relation_labels), 1))
+        reads = 3 if config.pair_context == "mean" else 2
+        self.relation_head = nn.Linear(reads * hidden, max(len(config.relation_labels), 1))
         self.attribute_heads = nn.ModuleList(nn.Linear(hidden, len(a["choices"])) for a in config.attributes)
         self.post_init()
 
@@ -107,14 +119,15 @@ class RelationModel(PreTrainedModel):
         return model
 
     def forward(self, input_ids, attention_mask, position_ids, pair_index, attr_index, rel_labels=None,
-                rel_mask=None, attr_label=None):
+                rel_mask=None, attr_label=None, pair_between=None):
         """``attention_mask``: the 4-D additive mask of levitated markers (``RelationCollator``);
         ``pair_index``: ``(P, 3)`` rows of (input, head start marker, tail start marker);
-        ``attr_index``: ``(A, 3)`` rows of (input, span start marker, attribute index)."""
+        ``attr_index``: ``(A, 3)`` rows of (input, span start marker, attribute index);
+        ``pair_between``: ``(P, 2)`` token ranges between each pair's spans (read with ``pair_context``)."""
         # token_type_ids given explicitly: BERT's default buffer is 512 long, and markers can go past it.
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                               token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
-        out = self.heads(states, pair_index, attr_index)
+        out = self.heads(states, pair_index, attr_index, pair_between)
         if rel_labels is not None or attr_label is not None:
             losses = []
             if rel_labels is not None and len(rel_labels):
@@ -130,15 +143,36 @@ class RelationModel(PreTrainedModel):
             out["loss"] = torch.stack(losses).mean() if losses else states.sum() * 0.0
         return out
 
-    def heads(self, states, pair_index, attr_index):
+    def heads(self, states, pair_index, attr_index, pair_between=None):
         """The relation and attribute logits from encoder states (a runner's output at inference)."""
         states = states.to(self.relation_head.weight.dtype)
         h = self.dropout(states[pair_index[:, 0], pair_index[:, 1]])
         t = self.dropout(states[pair_index[:, 0], pair_index[:, 2]])
         a = self.dropout(states[attr_index[:, 0], attr_index[:, 1]])
-        out = {"relation_logits": self.relation_head(torch.cat([h, t], dim=-1)),
+        reads = [h, t]
+        if self.config.pair_context == "mean":
+            if pair_between is None:
+                raise ValueError("this relation model reads the text between each pair: pass pair_between")
+            reads.append(self.dropout(between_mean(states, pair_index[:, 0], pair_between)))
+        out = {"relation_logits": self.relation_head(torch.cat(reads, dim=-1)),
                "attribute_logits": [head(a) for head in self.attribute_heads]}
         return out
+
+
+def between_mean(states: torch.Tensor, rows: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
+    """Mean state of tokens ``[lo, hi)`` of row ``rows[p]``, for every pair ``p``; zeros for an empty range.
+
+    A difference of running sums, so a pair costs one subtraction however far apart its spans are.
+
+    Example:
+        >>> s = torch.arange(8.0).reshape(1, 4, 2)  # one row of 4 tokens with 2-wide states
+        >>> between_mean(s, torch.tensor([0, 0]), torch.tensor([[1, 3], [2, 2]])).tolist()
+        [[3.0, 4.0], [0.0, 0.0]]
+    """
+    sums = torch.nn.functional.pad(states.cumsum(dim=1), (0, 0, 1, 0))  # sums[:, k] = states[:, :k].sum()
+    lo, hi = between[:, 0], between[:, 1]
+    n = (hi - lo).clamp(min=1).unsqueeze(-1).to(states.dtype)
+    return (sums[rows, hi] - sums[rows, lo]) / n
 
 
 # Registered so that the Auto classes know the folder's model type: AutoTokenizer reads config.json
