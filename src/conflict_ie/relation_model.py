@@ -8,8 +8,9 @@ attributes and their choices, the candidate settings and the threshold.
 
 The encoder reads a window of text with every candidate pair's markers levitated
 after it (``relation_data``); every pair is classified from its two start-marker
-states, so a batch holds packed windows, and ``pair_index`` / ``attr_index`` say
-which states to read.
+states (with ``pair_context="mean"``, also the mean state of the text between its
+spans), so a batch holds packed windows, and ``pair_index`` / ``attr_index`` /
+``pair_between`` say which states to read.
 The relation head is multi-label (one sigmoid per relation label), because a span
 pair may hold several relations; a pair with no relation is all zeros. Training
 learns each label only from pairs whose entity labels the schema allows it for.
