@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     from bench_predict import texts
     from conflict_ie.documents import Span
     from conflict_ie.predictor import Predictor
+    from conflict_ie.relation_data import CandidateStats
     from conflict_ie.relation_inference import INFERENCE_MAX_PAIRS, RelationExtractor
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -50,19 +51,25 @@ def main(argv=None) -> int:
     extractors = {name: RelationExtractor(shipped.model, shipped.encoder.tokenizer, shipped.schema,
                                           threshold=shipped.threshold, precision=args.precision, max_pairs=n)
                   for name, n in sides.items()}
-    best, found = {name: float("inf") for name in sides}, {}
+    best, found, tokens = {name: float("inf") for name in sides}, {}, {}
     extractors[next(iter(sides))].classify_many(items[:4], args.batch_size)  # warm-up
     for _ in range(args.rounds):
         for name, rx in extractors.items():
+            stats = CandidateStats()
             t0 = time.perf_counter()
-            out = rx.classify_many(items, args.batch_size)
+            out = rx.classify_many(items, args.batch_size, stats)
             best[name] = min(best[name], time.perf_counter() - t0)
+            tokens[name] = stats.window_tokens
             found[name] = {(n, h.id, t.id, label) for n, (rels, _) in enumerate(out) for h, t, label, _ in rels}
     base = next(iter(sides))
-    print(f"model {args.model}; {len(docs)} texts, {sum(len(s) for _, s in items)} entities; "
-          f"{torch.get_num_threads()} threads; {args.precision}; best of {args.rounds} rounds")
+    tok = shipped.encoder.tokenizer
+    article_tokens = sum(len(tok(t, add_special_tokens=False, verbose=False)["input_ids"]) for t in docs)
+    print(f"model {args.model}; {len(docs)} texts, {article_tokens} article tokens, "
+          f"{sum(len(s) for _, s in items)} entities; {torch.get_num_threads()} threads; {args.precision}; "
+          f"best of {args.rounds} rounds; tokens read: text and markers, as a multiple of the article tokens")
     for name in sides:
         print(f"  {name:48s} {best[name]:7.2f} s  {best[base] / best[name]:5.2f}x  "
+              f"tokens read {tokens[name] / article_tokens:4.2f}x  "
               f"{len(found[name])} relations, {'the same' if found[name] == found[base] else 'NOT the same'}")
     return 0 if all(f == found[base] for f in found.values()) else 1
 

@@ -30,7 +30,7 @@ SpanRelation = tuple[Span, Span, str, float]
 #: the text sees no marker, so packing changes no score (``test_relation_inference``); training packs
 #: ``relations.max_pairs`` to bound its memory, but at inference each extra pass of a window repeats its text.
 #: Packing up to 128 (at most 512 marker tokens beside the text) instead of 32 took the relation step
-#: on the benchmark's texts from 54.5 s to 46.8 s (fp32, while another job shared the two cores).
+#: on the benchmark's texts from 15.3 s to 13.5 s, fp32 on 2 idle cores (``scripts/bench_relation_packing.py``).
 INFERENCE_MAX_PAIRS = 128
 
 
