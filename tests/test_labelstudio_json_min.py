@@ -119,3 +119,15 @@ def test_data_fields_are_not_regions(schema):
     data[0]["authors"] = [{"name": "A. Writer"}]  # a list of objects in the task data, not a control tag
     (doc,) = read_labelstudio(data, schema).documents
     assert len(doc.spans) == 4
+
+
+def test_a_malformed_row_without_an_id_is_named_by_its_position(tmp_path, schema):
+    # Found by the property test: a row with no "id" and a number for its labels field was refused
+    # with the field named but no task, although every other message names such a row "#INDEX".
+    path = tmp_path / "min.json"
+    path.write_text(json.dumps([{"text": "Kyiv", "annotation_id": None, "label": [
+        {"start": 0, "end": 4, "text": "Kyiv", "labels": ["LOCATION"]}]},
+        {"text": "Wagner", "annotator": 1, "annotation_id": None, "label": 3.5}]))
+    with pytest.raises(InputError) as info:
+        read_labelstudio(path, schema)
+    assert info.value.task == "#1" and info.value.field == "label"

@@ -52,7 +52,8 @@ def _offsets(obj: Mapping[str, Any]) -> tuple[int, int] | None:
 
 
 def json_min_results(
-    row: Mapping[str, Any], schema: LabelSchema | None, *, text_field: str = "text", where: str = "<tasks>"
+    row: Mapping[str, Any], schema: LabelSchema | None, *, text_field: str = "text", where: str = "<tasks>",
+    task_id: Any = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """One JSON_MIN row's regions as full-export result items, plus notes on what was not used.
 
@@ -75,7 +76,9 @@ def json_min_results(
         >>> [(i["id"], i["type"]) for i in items]
         [('label-0', 'labels'), ('label-0', 'choices')]
     """
-    task_id = row.get("id")
+    # The reader passes the id it names the row by (``#INDEX`` for a row with no id), so that an error
+    # here names the same task as every other message about the row.
+    task_id = row.get("id") if task_id is None else task_id
     per_region = {a.name for a in schema.attributes} if schema is not None else set()
     results: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -177,7 +180,7 @@ def read_json_min(
             raise InputError("holds a lone surrogate (a JSON \\ud800-style escape that is half a character); no "
                              "file or tokenizer can hold it", source=where, task=task_id, field=bad,
                              reason="lone_surrogate")
-        results, notes = json_min_results(row, schema, text_field=text_field, where=where)
+        results, notes = json_min_results(row, schema, text_field=text_field, where=where, task_id=task_id)
         fields = [item.pop("_field") for item in results]
         report.warnings += notes
         # Label Studio writes a task without annotations as a row with annotation_id null and no control-tag
