@@ -78,3 +78,74 @@ def test_cli_predict_takes_precision_and_backend(world, capsys, tmp_path):
     assert cli(["predict", "--model", str(tmp / "run"), "--precision", "int8", "--format", "json", str(text)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out and "entities" in json.dumps(out)
+
+
+def _tiny_bert(seed: int = 0):
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    return BertModel(BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=32, max_position_embeddings=64)).eval()
+
+
+def test_torch_compile_compiles_once_at_load_for_every_shape():
+    """One graph serves every batch size (one row included) and length, with eager's numbers."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from conflict_ie.runtime import make_runner
+
+    model = _tiny_bert()
+    eager = make_runner(model, "last_hidden_state")
+    compiled = make_runner(model, "last_hidden_state", backend="torch-compile")
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1, "nothing was compiled at load time"
+    for inference in (True, False):  # tensors made in inference mode (as the Predictor's are) and outside it
+        with torch.inference_mode(inference):
+            for rows, length in ((3, 5), (1, 7), (4, 11), (2, 3)):
+                ids = torch.randint(5, 30, (rows, length))
+                mask = torch.ones_like(ids)
+                mask[0, length - 1:] = 0  # a padded row
+                got, want = compiled(ids, mask), eager(ids, mask)
+                assert got.shape == want.shape == (rows, length, 16)
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert counters["stats"]["unique_graphs"] == graphs, "an input compiled a second graph"
+
+
+def test_torch_compile_gives_every_model_its_own_graph(monkeypatch):
+    """Two models of one architecture: each compiled runner computes with its own weights, and a
+    later model is compiled too, though dynamo keeps few graphs a function (limit set to 1 here:
+    with one shared function the second model would run uncompiled)."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from conflict_ie.runtime import make_runner
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    ids = torch.randint(5, 30, (3, 6))
+    mask = torch.ones_like(ids)
+    for seed in (1, 2):
+        model = _tiny_bert(seed)
+        before = counters["stats"]["unique_graphs"]
+        compiled = make_runner(model, "last_hidden_state", backend="torch-compile")
+        assert counters["stats"]["unique_graphs"] == before + 1, "the model was not compiled"
+        torch.testing.assert_close(compiled(ids, mask), make_runner(model, "last_hidden_state")(ids, mask),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_torch_compile_failure_is_a_clear_error(monkeypatch):
+    import torch
+
+    from conflict_ie.runtime import make_runner
+
+    def no_compiler(module, **kwargs):
+        def run(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return run
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    with pytest.raises(ConfigError, match="could not compile.*No working C\\+\\+ compiler.*use backend 'torch'"):
+        make_runner(_tiny_bert(), "last_hidden_state", backend="torch-compile")
+    with pytest.raises(ConfigError, match="precision 'int8' is not available with backend 'torch-compile'"):
+        check_runtime("int8", "torch-compile")
