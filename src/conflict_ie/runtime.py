@@ -17,7 +17,7 @@ onnxruntime    int8                         that export, weights quantized by ``
 
 ``torch-compile`` compiles each model once, when it is loaded, for any batch size and length
 (``dynamic=True``): about 15-20 s a model on 2 cores, and it needs a C++ compiler. It then runs
-the same float32 (or bfloat16) arithmetic in fused kernels, 1.2-1.3x faster than ``torch`` on
+the same float32 (or bfloat16) arithmetic in fused kernels, 1.1-1.3x faster than ``torch`` on
 this project's 2-core CPU (``scripts/bench_predict.py``).
 
 ONNX files are exported once and cached in an ``onnx/`` folder next to the model (or, when
@@ -278,7 +278,7 @@ def _compiled(module: nn.Module, inputs: tuple[str, ...], dtype: torch.dtype) ->
         # and dynamo would compile a second graph for it: callers may make theirs either way.
         tensors = tuple(t if t.is_inference() else t.clone() for t in tensors)
         # Set around every call, not globally: it is read when a graph is compiled, whichever call
-        # that is. (``torch.compile(options={"freezing": True})`` measured 1.1x here, this 1.27x.)
+        # that is. (``torch.compile(options={"freezing": True})`` measured 1.1x here, this 1.2-1.3x.)
         with inductor_config.patch(freezing=True):
             return compiled(*tensors)
 
