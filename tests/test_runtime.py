@@ -18,6 +18,23 @@ from conflict_ie.runtime import SUPPORTED, check_runtime
 CHOICES = [c for c in SUPPORTED if c != ("torch", "fp32")]
 
 
+def _no_compiler() -> str:
+    """Why inductor cannot build its kernels here ('' when it can): it needs a C++ compiler and Python.h."""
+    import os
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    if not shutil.which(os.environ.get("CXX", "g++")):  # inductor's own choice of compiler on Linux
+        return f"no C++ compiler {os.environ.get('CXX', 'g++')!r} on PATH"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return "no Python headers (Python.h)"
+    return ""
+
+
+needs_compiler = pytest.mark.skipif(bool(_no_compiler()), reason=f"backend torch-compile: {_no_compiler()}")
+
+
 def entity_set(preds):
     return {(n, e.start, e.end, e.label) for n, p in enumerate(preds) for e in p.entities}
 
@@ -37,6 +54,8 @@ def reference(world, texts):
 @pytest.mark.parametrize("backend,precision", CHOICES)
 def test_each_choice_decodes_the_entities_of_fp32(world, texts, reference, backend, precision):
     pytest.importorskip("onnxruntime") if backend == "onnxruntime" else None
+    if backend == "torch-compile" and _no_compiler():
+        pytest.skip(f"backend torch-compile: {_no_compiler()}")
     tmp, _ = world
     predictor = Predictor.from_pretrained(tmp / "run", precision=precision, backend=backend)
     got = predictor.predict_batch(texts)
@@ -89,6 +108,7 @@ def _tiny_bert(seed: int = 0):
                                 intermediate_size=32, max_position_embeddings=64)).eval()
 
 
+@needs_compiler
 def test_torch_compile_compiles_once_at_load_for_every_shape():
     """One graph serves every batch size (one row included) and length, with eager's numbers."""
     import torch
@@ -113,6 +133,7 @@ def test_torch_compile_compiles_once_at_load_for_every_shape():
     assert counters["stats"]["unique_graphs"] == graphs, "an input compiled a second graph"
 
 
+@needs_compiler
 def test_torch_compile_gives_every_model_its_own_graph(monkeypatch):
     """Two models of one architecture: each compiled runner computes with its own weights, and a
     later model is compiled too, though dynamo keeps few graphs a function (limit set to 1 here:
