@@ -193,9 +193,10 @@ class Predictor:
         error naming the difference. ``decoding`` overrides the run's own (``viterbi`` or
         ``argmax``; a folder without ``conflict_ie.json`` decodes by argmax, as a plain
         ``transformers`` pipeline does). ``threshold`` and ``relation_threshold``: see the class.
-        ``precision`` (``fp32``, ``bf16``, ``int8``) and ``backend`` (``torch``, ``onnxruntime``)
-        choose how both models run (:mod:`conflict_ie.runtime`; ONNX exports are cached in
-        ``RUN/onnx``); an unsupported pair is an error naming the ones there are.
+        ``precision`` (``fp32``, ``bf16``, ``int8``) and ``backend`` (``torch``, ``torch-compile``,
+        ``onnxruntime``) choose how both models run (:mod:`conflict_ie.runtime`; ``torch-compile``
+        compiles them here, ONNX exports are cached in ``RUN/onnx``); an unsupported pair is an
+        error naming the ones there are.
 
         Example:
             >>> # Predictor.from_pretrained("runs/demo", threshold=0.5, relation_threshold=0.7)
