@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -55,6 +56,9 @@ SUPPORTED = (("torch", "fp32"), ("torch", "bf16"), ("torch", "int8"),
 
 #: ``runner(*inputs) -> float32 tensor``, the inputs in the order of ``make_runner``'s ``inputs``.
 Runner = Callable[..., torch.Tensor]
+
+#: Held while a torch-compile runner patches inductor's settings (see ``_compiled``).
+_COMPILE_PATCH = threading.RLock()
 
 
 def add_runtime_arguments(parser) -> None:
@@ -279,7 +283,9 @@ def _compiled(module: nn.Module, inputs: tuple[str, ...], dtype: torch.dtype) ->
         tensors = tuple(t if t.is_inference() else t.clone() for t in tensors)
         # Set around every call, not globally: it is read when a graph is compiled, whichever call
         # that is. (``torch.compile(options={"freezing": True})`` measured 1.1x here, this 1.2-1.3x.)
-        with inductor_config.patch(freezing=True):
+        # The patch saves and restores a process-wide setting, so two threads (a server loading a
+        # retrained model while it predicts) take turns, or one could restore the other's value.
+        with _COMPILE_PATCH, inductor_config.patch(freezing=True):
             return compiled(*tensors)
 
     try:
