@@ -34,7 +34,8 @@ def _no_compiler() -> str:
     return ""
 
 
-needs_compiler = pytest.mark.skipif(bool(_no_compiler()), reason=f"backend torch-compile: {_no_compiler()}")
+NO_COMPILER = _no_compiler()
+needs_compiler = pytest.mark.skipif(bool(NO_COMPILER), reason=f"backend torch-compile: {NO_COMPILER}")
 
 
 def entity_set(preds):
@@ -56,8 +57,8 @@ def reference(world, texts):
 @pytest.mark.parametrize("backend,precision", CHOICES)
 def test_each_choice_decodes_the_entities_of_fp32(world, texts, reference, backend, precision):
     pytest.importorskip("onnxruntime") if backend == "onnxruntime" else None
-    if backend == "torch-compile" and _no_compiler():
-        pytest.skip(f"backend torch-compile: {_no_compiler()}")
+    if backend == "torch-compile" and NO_COMPILER:
+        pytest.skip(f"backend torch-compile: {NO_COMPILER}")
     tmp, _ = world
     predictor = Predictor.from_pretrained(tmp / "run", precision=precision, backend=backend)
     got = predictor.predict_batch(texts)

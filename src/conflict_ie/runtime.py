@@ -240,7 +240,7 @@ def make_runner(model: nn.Module, output: str, *, precision: str = "fp32", backe
     wrapped = _Output(module, output, inputs)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     if backend == "torch-compile":
-        wrapped = _compiled(wrapped, inputs, dtype)
+        wrapped = _compiled(wrapped)
 
     def run_torch(*tensors):
         # A float mask must be in the weights' type (SDPA refuses a float32 mask beside bf16 queries).
@@ -248,12 +248,21 @@ def make_runner(model: nn.Module, output: str, *, precision: str = "fp32", backe
         with torch.inference_mode():
             return wrapped(*tensors).float()
 
+    if backend == "torch-compile":
+        # Compiled now, not at the first text, so that a missing compiler is an error at load time.
+        device = next(module.parameters()).device
+        try:
+            run_torch(*(t.to(device) for t in _examples(inputs)[0]))
+        except Exception as exc:  # inductor raises many kinds (no compiler, no Python headers, unsupported op)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+            raise ConfigError(f"backend 'torch-compile' could not compile the model ({type(exc).__name__}: "
+                              f"{first}); it needs a C++ compiler (g++) and the Python headers: use backend "
+                              "'torch' or 'onnxruntime' instead") from exc
     return run_torch
 
 
-def _compiled(module: nn.Module, inputs: tuple[str, ...], dtype: torch.dtype) -> Callable[..., torch.Tensor]:
-    """``module`` compiled by inductor for any batch size and length, compiled now (not at the
-    first text) so that a missing compiler is an error at load time.
+def _compiled(module: nn.Module) -> Callable[..., torch.Tensor]:
+    """``module`` compiled by inductor for any batch size and length (on its first call).
 
     Weights are frozen into the graph (inductor's ``freezing``), which lets it pre-pack them for
     the CPU's matrix kernels: most of the gain on this project's CPU. ``dynamic=True`` compiles one
@@ -288,14 +297,4 @@ def _compiled(module: nn.Module, inputs: tuple[str, ...], dtype: torch.dtype) ->
         with _COMPILE_PATCH, inductor_config.patch(freezing=True):
             return compiled(*tensors)
 
-    try:
-        with torch.inference_mode():
-            example, _ = _examples(inputs)
-            device = next(module.parameters()).device
-            run(*(t.to(device, dtype) if t.is_floating_point() else t.to(device) for t in example))
-    except Exception as exc:  # inductor raises many kinds (no compiler, no Python headers, unsupported op)
-        raise ConfigError(f"backend 'torch-compile' could not compile the model ({type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
-                          "it needs a C++ compiler (g++) and the Python headers: use backend 'torch' or "
-                          "'onnxruntime' instead") from exc
     return run
