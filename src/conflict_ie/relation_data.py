@@ -347,7 +347,8 @@ def training_rows(docs: Sequence[Document], enc: RelationEncoder, *, negative_ra
             jobs = [j for j in jobs if j[0] == "pair" or j[1].attributes.get(enc.attributes[j[2]].name)
                     in enc.attributes[j[2]].choices]
             for packed in enc.pack(window, jobs, cand):
-                row = {k: packed[k] for k in ("input_ids", "position_ids", "groups", "pairs", "between")}
+                # Everything but the jobs travels with the row, keys that a subclass's ``pack`` adds included.
+                row = {k: v for k, v in packed.items() if k not in ("jobs", "attrs")}
                 row.update(rel_labels=[], rel_mask=[], attrs=[])
                 for (kind, span, other), idx in zip(
                         [j for j in packed["jobs"] if j[0] == "pair"], packed["pairs"]):
