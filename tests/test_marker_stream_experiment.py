@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def script():
     sys.path.insert(0, str(ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location("experiment_marker_stream", ROOT / "scripts/experiment_marker_stream.py")
+    spec = importlib.util.spec_from_file_location("experiment_marker_stream",
+                                                  ROOT / "scripts/experiment_marker_stream.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
