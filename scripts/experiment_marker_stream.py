@@ -51,7 +51,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 
 from conflict_ie.relation_data import RelationEncoder, Window  # noqa: E402
-from conflict_ie.relation_inference import RelationExtractor  # noqa: E402
+from conflict_ie.relation_inference import RelationExtractor, split_by_row  # noqa: E402
 from conflict_ie.relation_model import between_mean  # noqa: E402
 
 CLS, SEP = -1, -2  # doc-token codes of a relation window's special tokens
@@ -309,16 +309,8 @@ class StreamExtractor(RelationExtractor):
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             rows = [windows[j] for j in idx]
-            batch = self._stream_collate(rows)
-            res = self.model(**batch)
-            rel = torch.sigmoid(res["relation_logits"].float()).numpy()
-            attr = [torch.softmax(a.float(), -1).numpy() for a in res["attribute_logits"]]
-            p = a = 0
-            for r, j in enumerate(idx):
-                n_pairs, n_attrs = len(rows[r]["pairs"]), len(rows[r]["attrs"])
-                kinds = [k for _, k in rows[r]["attrs"]]
-                out[j] = (rel[p : p + n_pairs], [attr[k][a + m] for m, k in enumerate(kinds)])
-                p, a = p + n_pairs, a + n_attrs
+            for j, probs in zip(idx, split_by_row(rows, self.model(**self._stream_collate(rows)))):
+                out[j] = probs
         return out
 
 

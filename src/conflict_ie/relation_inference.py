@@ -116,14 +116,8 @@ class RelationExtractor:
             states = self._encode(batch["input_ids"], batch["attention_mask"], batch["position_ids"],
                                   torch.zeros_like(batch["input_ids"])).to(self.device)
             res = self.model.heads(states, batch["pair_index"], batch["attr_index"], batch["pair_between"])
-            rel = torch.sigmoid(res["relation_logits"].float()).cpu().numpy()
-            attr = [torch.softmax(a.float(), -1).cpu().numpy() for a in res["attribute_logits"]]
-            p = a = 0
-            for r, j in enumerate(idx):
-                n_pairs, n_attrs = len(rows[r]["pairs"]), len(rows[r]["attrs"])
-                kinds = [k for _, k in rows[r]["attrs"]]
-                out[j] = (rel[p : p + n_pairs], [attr[k][a + m] for m, k in enumerate(kinds)])
-                p, a = p + n_pairs, a + n_attrs
+            for j, probs in zip(idx, split_by_row(rows, res)):
+                out[j] = probs
         return out
 
     def classify_many(self, items: Sequence[tuple[str, Sequence[Span]]], batch_size: int = 16,
@@ -189,6 +183,27 @@ class RelationExtractor:
             out.append(Prediction(pred.text, entities, rels,
                                   casualty_records(entities, rels, self.schema.casualty_records)))
         return out
+
+
+def split_by_row(rows: Sequence[dict[str, Any]],
+                 heads: dict[str, Any]) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """A batch's head outputs (``RelationModel.heads``) cut back into its rows: per row its pairs'
+    relation probabilities and, per attribute span, the choice probabilities of its attribute.
+
+    Example:
+        >>> rows = [{"pairs": [[5, 7]], "attrs": []}, {"pairs": [], "attrs": [[4, 0]]}]
+        >>> out = split_by_row(rows, {"relation_logits": torch.zeros(1, 2), "attribute_logits": [torch.zeros(1, 2)]})
+        >>> out[0][0].tolist(), out[1][1][0].tolist()
+        ([[0.5, 0.5]], [0.5, 0.5])
+    """
+    rel = torch.sigmoid(heads["relation_logits"].float()).cpu().numpy()
+    attr = [torch.softmax(a.float(), -1).cpu().numpy() for a in heads["attribute_logits"]]
+    out, p, a = [], 0, 0
+    for row in rows:
+        n_pairs, n_attrs = len(row["pairs"]), len(row["attrs"])
+        out.append((rel[p : p + n_pairs], [attr[k][a + m] for m, (_, k) in enumerate(row["attrs"])]))
+        p, a = p + n_pairs, a + n_attrs
+    return out
 
 
 def casualty_records(entities: Sequence[Entity], relations: Sequence[PredictedRelation],
