@@ -64,11 +64,7 @@ def main(argv=None) -> int:
             rx = RelationExtractor.from_pretrained(Path(tmp) / "rel", schema=schema)
             row = {"train_seconds": round(seconds, 1), "train_stats": stats}
             for name, docs in splits.items():
-                m, _ = relation_report(rx, docs, spans[name])
-                row[name] = {"gold_f1": m["relations"]["gold_entities"]["micro"]["f1"],
-                             "e2e_f1": m["relations"]["end_to_end"]["micro"]["f1"],
-                             "casualty_type_accuracy": m.get("casualties", {}).get("type_accuracy"),
-                             "candidates": m["relation_candidates"]}
+                row[name] = split_scores(rx, docs, spans[name])
                 # The threshold moves precision against recall; a design whose scores sit lower than
                 # the other's can look worse at a threshold tuned for the other. Scored, not chosen.
                 own, by_threshold = rx.threshold, {}
@@ -87,6 +83,22 @@ def main(argv=None) -> int:
             Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results["summary"], indent=2))
     return 0
+
+
+def split_scores(rx, docs, spans) -> dict:
+    """Relation F1 on gold entities and end to end (on ``spans``), casualty-type accuracy and the
+    candidate counts of an extractor on one split's documents.
+
+    Example:
+        >>> # split_scores(RelationExtractor.from_pretrained("runs/demo/relations", schema=s), docs, spans)["gold_f1"]
+    """
+    from conflict_ie.report import relation_report
+
+    m, _ = relation_report(rx, docs, spans)
+    return {"gold_f1": m["relations"]["gold_entities"]["micro"]["f1"],
+            "e2e_f1": m["relations"]["end_to_end"]["micro"]["f1"],
+            "casualty_type_accuracy": m.get("casualties", {}).get("type_accuracy"),
+            "candidates": m["relation_candidates"]}
 
 
 def summarise(seeds: dict, splits) -> dict:

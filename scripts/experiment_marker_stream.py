@@ -370,11 +370,10 @@ def main(argv=None) -> int:
     ap.add_argument("--speed", action="store_true", help="time it on the benchmark texts (seed 1) instead")
     args = ap.parse_args(argv)
 
-    from compare_relations import summarise
+    from compare_relations import split_scores, summarise
     from conflict_ie.config import TrainConfig
     from conflict_ie.corpus import documents_of, load_corpus
     from conflict_ie.predictor import Predictor
-    from conflict_ie.report import relation_report
 
     run = Path(args.run)
     config = TrainConfig.load(args.config or run / "train_config.yaml", args.set)
@@ -395,11 +394,7 @@ def main(argv=None) -> int:
             rx = StreamExtractor(model, tok, schema, ner, cfg.relations, store)
             row = {"train_seconds": round(seconds, 1), "train_stats": stats}
             for name, docs in splits.items():
-                m, _ = relation_report(rx, docs, spans[name])
-                row[name] = {"gold_f1": m["relations"]["gold_entities"]["micro"]["f1"],
-                             "e2e_f1": m["relations"]["end_to_end"]["micro"]["f1"],
-                             "casualty_type_accuracy": m.get("casualties", {}).get("type_accuracy"),
-                             "candidates": m["relation_candidates"]}
+                row[name] = split_scores(rx, docs, spans[name])
             results["seeds"][seed] = row
             print(json.dumps({"seed": seed, **{k: v for k, v in row.items() if k != "train_stats"}}), flush=True)
             results["summary"] = summarise(results["seeds"], args.split)
