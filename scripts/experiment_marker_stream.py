@@ -78,39 +78,25 @@ def entity_pass(predictor, texts, batch_size: int = 8) -> dict[str, DocStates]:
     Example:
         >>> # states = entity_pass(Predictor.from_pretrained("runs/demo", relations=False), ["Kyiv was hit."])
     """
-    from conflict_ie.alignment import pick_central, tokenize_document, window_bounds
+    from conflict_ie.alignment import pick_central
 
     p = predictor
-    content = p.max_length - len(p._prefix) - len(p._suffix)
-    docs, jobs = [], []
-    for d, text in enumerate(texts):
-        tdoc = tokenize_document(text, p.tokenizer)
-        bounds = window_bounds(tdoc, content, p.stride) if tdoc.ids else []
-        docs.append((tdoc, bounds, pick_central(bounds, len(tdoc.ids))))
-        jobs += [(d, k, we - ws) for k, (ws, we) in enumerate(bounds)]
-    jobs.sort(key=lambda j: -j[2])
+    tdocs, all_bounds, batches = p.window_batches(texts, batch_size)
     got: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
     with torch.inference_mode():
-        for i in range(0, len(jobs), batch_size):
-            batch = jobs[i : i + batch_size]
-            width = batch[0][2] + len(p._prefix) + len(p._suffix)
-            ids = torch.full((len(batch), width), p._pad_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, (d, k, n) in enumerate(batch):
-                ws, we = docs[d][1][k]
-                row = p._prefix + docs[d][0].ids[ws:we] + p._suffix
-                ids[r, : len(row)] = torch.tensor(row)
-                mask[r, : len(row)] = 1
+        for batch, ids, mask in batches:
             hs = p.model.base_model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
             hs = torch.stack(hs, 1).numpy()  # (B, L + 1, width, hidden)
             for r, (d, k, n) in enumerate(batch):
                 got[d, k] = (hs[r, :, : n + len(p._prefix) + len(p._suffix)], n)
     out = {}
     pre = len(p._prefix)
+    first = next(iter(got.values()))[0] if got else np.zeros((1, 1, 1))
+    L1, hidden = first.shape[0], first.shape[-1]
     for d, text in enumerate(texts):
-        tdoc, bounds, owner = docs[d]
+        tdoc, bounds = tdocs[d], all_bounds[d]
+        owner = pick_central(bounds, len(tdoc.ids))
         n = len(tdoc.ids)
-        L1, hidden = (next(iter(got.values()))[0].shape[0], next(iter(got.values()))[0].shape[-1]) if got else (1, 1)
         layers = np.zeros((L1, n, hidden), np.float32)
         cls, sep = np.zeros((L1, len(bounds), hidden), np.float32), np.zeros((L1, len(bounds), hidden), np.float32)
         position = np.zeros(n, np.int64)
@@ -143,9 +129,14 @@ class StreamEncoder(RelationEncoder):
         w = super().encode_window(prep, ctx, spans)
         if w is None:
             return None
-        enc = self.tokenizer(prep.text[ctx[0]:ctx[1]], return_offsets_mapping=True, truncation=False, verbose=False)
-        # Character starts: the collator maps them to the entity pass's sub-tokens.
-        doc = [ctx[0] + a if b > a else (CLS if i == 0 else SEP) for i, (a, b) in enumerate(enc["offset_mapping"])]
+        # Character starts, which the collator maps to the entity pass's sub-tokens: the text's own
+        # sub-tokens inside the window (the window was tokenized from the same text), not a second
+        # tokenization of it.
+        starts = prep.token_starts
+        inside = starts[(starts >= ctx[0]) & (starts < ctx[1])].tolist()
+        if len(inside) != len(w.input_ids) - 2:
+            raise ValueError(f"window {ctx} has {len(w.input_ids) - 2} sub-tokens but the text {len(inside)} there")
+        doc = [CLS] + inside + [SEP]
         return StreamWindow(w.start, w.end, w.input_ids, w.positions, tuple(doc), prep.text)
 
     def pack(self, window, jobs, stats=None):

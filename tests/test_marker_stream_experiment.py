@@ -1,6 +1,7 @@
 """``scripts/experiment_marker_stream.py`` on the tiny trained run: the marker stream computes what
 the shipped relation model's packed pass computes for its markers, when both read the same text."""
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -69,6 +70,7 @@ def test_extractor_over_an_entity_pass_scores_as_the_shipped_one(script, world):
     spans = [Span("a", 0, 6, "ARMED_GROUP"), Span("b", 15, 22, "LOCATION")]
     fake = SimpleNamespace(model=SimpleNamespace(base_model=model.encoder), tokenizer=tok, max_length=64, stride=8,
                            _prefix=[tok.cls_token_id], _suffix=[tok.sep_token_id], _pad_id=tok.pad_token_id)
+    fake.window_batches = functools.partial(Predictor.window_batches, fake)  # the Predictor's own windows
     stream = script.MarkerStream(model.encoder, schema.relation_labels,
                                  [{"choices": a["choices"]} for a in model.config.attributes],
                                  model.config.pair_context)

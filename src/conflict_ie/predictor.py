@@ -313,9 +313,15 @@ class Predictor:
         if self.relation_model is not None:
             preds = self.relation_model.add_to(preds, batch_size=batch_size)
         return preds
-    @torch.inference_mode()
-    def ner(self, texts: Sequence[str], batch_size: int = 8) -> list[NerOutput]:
-        """Entity decoding with everything the evaluation needs (raw word tags, scores)."""
+    def window_batches(self, texts: Sequence[str], batch_size: int = 8):
+        """The texts tokenized and cut into the model's windows, and the windows in batches.
+
+        Returns ``(tokenized texts, window bounds per text, batches)``; each batch is
+        ``(jobs, ids, mask)`` with a job ``(text index, window index, text tokens)`` per row.
+
+        Example:
+            >>> # tdocs, bounds, batches = predictor.window_batches(["Kyiv was hit."])
+        """
         content = self.max_length - len(self._prefix) - len(self._suffix)
         tdocs, all_bounds, jobs = [], [], []
         for d, text in enumerate(texts):
@@ -324,19 +330,30 @@ class Predictor:
             tdocs.append(tdoc)
             all_bounds.append(bounds)
             jobs += [(d, k, we - ws) for k, (ws, we) in enumerate(bounds)]
-        probs: list[list[np.ndarray | None]] = [[None] * len(b) for b in all_bounds]
         # Longest first: padding per batch stays small, and memory peaks early if at all.
         jobs.sort(key=lambda j: -j[2])
-        for i in range(0, len(jobs), batch_size):
-            batch = jobs[i : i + batch_size]
-            width = batch[0][2] + len(self._prefix) + len(self._suffix)
-            ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, (d, k, n) in enumerate(batch):
-                ws, we = all_bounds[d][k]
-                row = self._prefix + tdocs[d].ids[ws:we] + self._suffix
-                ids[r, : len(row)] = torch.tensor(row)
-                mask[r, : len(row)] = 1
+
+        def batches():
+            for i in range(0, len(jobs), batch_size):
+                batch = jobs[i : i + batch_size]
+                width = batch[0][2] + len(self._prefix) + len(self._suffix)
+                ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for r, (d, k, n) in enumerate(batch):
+                    ws, we = all_bounds[d][k]
+                    row = self._prefix + tdocs[d].ids[ws:we] + self._suffix
+                    ids[r, : len(row)] = torch.tensor(row)
+                    mask[r, : len(row)] = 1
+                yield batch, ids, mask
+
+        return tdocs, all_bounds, batches()
+
+    @torch.inference_mode()
+    def ner(self, texts: Sequence[str], batch_size: int = 8) -> list[NerOutput]:
+        """Entity decoding with everything the evaluation needs (raw word tags, scores)."""
+        tdocs, all_bounds, batches = self.window_batches(texts, batch_size)
+        probs: list[list[np.ndarray | None]] = [[None] * len(b) for b in all_bounds]
+        for batch, ids, mask in batches:
             logits = self._forward(ids.to(self.device), mask.to(self.device))
             p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
             for r, (d, k, n) in enumerate(batch):
