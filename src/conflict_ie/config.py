@@ -104,6 +104,15 @@ class RelationConfig:
     # "mean" measured better or equal on both corpora (docs/fast-relations.md, docs/fast-relations-re3d.md).
     pair_context: Literal["none", "mean"] = field(default="mean", metadata={
         "help": "also read the mean state of the text between a pair's spans ('mean'), or only its markers"})
+    # Relation inference time grows with the encoder's depth (about 2 s a layer of the 6 on the
+    # benchmark texts, docs/fast-relations.md); the entity model keeps all of its layers.
+    encoder_layers: int = field(default=0, metadata={
+        "help": "keep only the base encoder's first N layers for the relation model (0: all of them)"})
+
+    def __post_init__(self) -> None:
+        if self.encoder_layers < 0:
+            raise ConfigError(f"relations.encoder_layers is 0 (all layers) or a number of layers, "
+                              f"got {self.encoder_layers}")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
+from conflict_ie.errors import ConfigError
+
 
 #: What the relation head reads besides the pair's two start markers (``RelationModelConfig.pair_context``).
 PAIR_CONTEXTS = ("none", "mean")
@@ -105,14 +107,24 @@ class RelationModel(PreTrainedModel):
             module.bias.data.zero_()
 
     @classmethod
-    def from_encoder(cls, base: str, vocab_size: int, **settings) -> "RelationModel":
+    def from_encoder(cls, base: str, vocab_size: int, encoder_layers: int = 0, **settings) -> "RelationModel":
         """A new relation model around the pretrained encoder ``base``, its embeddings resized to
-        ``vocab_size`` (the tokenizer with the marker tokens added).
+        ``vocab_size`` (the tokenizer with the marker tokens added). ``encoder_layers`` > 0 keeps
+        only the encoder's first that many layers (0: all).
 
         Example:
             >>> # RelationModel.from_encoder("bert-base-uncased", len(tok), relation_labels=["FIGHTS"])
         """
-        encoder = AutoModel.from_pretrained(base)
+        extra = {}
+        if encoder_layers:
+            # transformers builds the shallower encoder from the config and loads the first layers'
+            # weights by name (the others are reported unused); the saved config then says how deep it is.
+            available = AutoConfig.from_pretrained(base).num_hidden_layers
+            if encoder_layers > available:
+                raise ConfigError(f"relations.encoder_layers is {encoder_layers}, but the base model {base} "
+                                  f"has {available} layers")
+            extra["num_hidden_layers"] = encoder_layers
+        encoder = AutoModel.from_pretrained(base, **extra)
         encoder.resize_token_embeddings(vocab_size)
         model = cls(RelationModelConfig(encoder=encoder.config.to_dict(), **settings))
         model.encoder = encoder

@@ -353,7 +353,7 @@ def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path)
                     for a in enc.attributes],
         max_input_tokens=rc.max_length, max_sentence_distance=rc.max_sentence_distance,
         max_token_distance=rc.max_token_distance, threshold=rc.threshold, design=DESIGN, max_pairs=rc.max_pairs,
-        pair_context=rc.pair_context)
+        pair_context=rc.pair_context, encoder_layers=rc.encoder_layers)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), learning_rate=rc.learning_rate, num_train_epochs=rc.epochs,
         max_steps=rc.max_steps, per_device_train_batch_size=rc.batch_size, warmup_steps=rc.warmup,
