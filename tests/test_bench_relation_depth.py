@@ -1,0 +1,43 @@
+"""``scripts/bench_relation_depth.py`` on the tiny trained run: the cut relation encoder is the one timed."""
+
+import importlib.util
+from pathlib import Path
+
+from conflict_ie.predictor import Predictor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_relation_depth", ROOT / "scripts/bench_relation_depth.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_only_the_kept_layers_run_and_every_depth_is_reported(world, capsys, monkeypatch):
+    tmp, _ = world
+    calls, loaded = {0: 0, 1: 0}, []
+    original = Predictor.from_pretrained
+
+    def spy(*args, **kwargs):  # counts the calls of each of the tiny run's two relation layers
+        pred = original(*args, **kwargs)
+        for k, layer in enumerate(pred.relation_model.model.encoder.encoder.layer):
+            layer.register_forward_hook(lambda *_, k=k: calls.__setitem__(k, calls[k] + 1))
+        loaded.append(pred)
+        return pred
+
+    monkeypatch.setattr(Predictor, "from_pretrained", spy)
+    assert load_script().main(["--model", str(tmp / "run"), "--layers", "1", "--rounds", "1"]) == 0
+    assert calls[0] > 0 and calls[1] == 0
+    assert len(loaded[0].relation_model.model.encoder.encoder.layer) == 2  # put back afterwards
+    out = capsys.readouterr().out
+    assert "baseline: entities only" in out
+    assert [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("|")] == [
+        "entities only", "full, relation encoder 1 layers"]
+
+
+def test_more_layers_than_the_run_has_is_refused(world, capsys):
+    tmp, _ = world
+    assert load_script().main(["--model", str(tmp / "run"), "--layers", "3", "--rounds", "1"]) == 2
+    assert "has 2 layers; asked for 3" in capsys.readouterr().err
