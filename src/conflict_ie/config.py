@@ -105,7 +105,7 @@ class RelationConfig:
     pair_context: Literal["none", "mean"] = field(default="mean", metadata={
         "help": "also read the mean state of the text between a pair's spans ('mean'), or only its markers"})
     # Relation inference time grows with the encoder's depth (about 2 s a layer of the 6 on the
-    # benchmark texts, docs/fast-relations.md); the entity model keeps all of its layers.
+    # benchmark texts, docs/relation-encoder-depth.md); the entity model keeps all of its layers.
     encoder_layers: int = field(default=0, metadata={
         "help": "keep only the base encoder's first N layers for the relation model (0: all of them)"})
 
