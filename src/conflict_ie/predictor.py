@@ -313,6 +313,7 @@ class Predictor:
         if self.relation_model is not None:
             preds = self.relation_model.add_to(preds, batch_size=batch_size)
         return preds
+
     def window_batches(self, texts: Sequence[str], batch_size: int = 8):
         """The texts tokenized and cut into the model's windows, and the windows in batches.
 
