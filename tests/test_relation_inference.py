@@ -79,8 +79,9 @@ def test_loss_learns_only_the_labels_the_schema_allows():
     assert torch.allclose(both, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("markers", ["start_end", "start"])
 @pytest.mark.parametrize("pair_context", ["none", "mean"])
-def test_packed_and_batched_pairs_score_as_one_pair_at_a_time(pair_context):
+def test_packed_and_batched_pairs_score_as_one_pair_at_a_time(pair_context, markers):
     # A real (tiny, random) model: all pairs of three texts packed as levitated markers in one padded
     # batch give each pair the same probabilities as each pair alone in its own pass (max_pairs=1,
     # batch 1): a mask, position or bookkeeping slip would shift them (with "mean", also a slip in
@@ -95,7 +96,7 @@ def test_packed_and_batched_pairs_score_as_one_pair_at_a_time(pair_context):
     torch.manual_seed(0)
     model = RelationModel(RelationModelConfig(encoder=enc, relation_labels=list(SCHEMA.relation_labels),
                                               threshold=0.0, max_input_tokens=64, design=DESIGN,
-                                              pair_context=pair_context))
+                                              pair_context=pair_context, markers=markers))
     rx = RelationExtractor(model, tok, SCHEMA, device="cpu")
     one = RelationExtractor(model, tok, SCHEMA, device="cpu", max_pairs=1)
 
@@ -107,6 +108,7 @@ def test_packed_and_batched_pairs_score_as_one_pair_at_a_time(pair_context):
     together = rx.classify_many(items, batch_size=8)
     alone = [one.classify(t, sp, batch_size=1) for t, sp in items]
     assert one.encoder.max_pairs == 1 and rx.encoder.max_pairs == INFERENCE_MAX_PAIRS
+    assert rx.encoder.markers == one.encoder.markers == markers
     for (rels_a, _), (rels_b, _) in zip(together, alone):
         assert [(h.id, t.id, lab) for h, t, lab, _ in rels_a] == [(h.id, t.id, lab) for h, t, lab, _ in rels_b]
         assert np.allclose([s for *_, s in rels_a], [s for *_, s in rels_b], atol=1e-5)

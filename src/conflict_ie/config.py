@@ -108,6 +108,9 @@ class RelationConfig:
     # benchmark texts, docs/relation-encoder-depth.md); the entity model keeps all of its layers.
     encoder_layers: int = field(default=0, metadata={
         "help": "keep only the base encoder's first N layers for the relation model (0: all of them)"})
+    markers: Literal["start_end", "start"] = field(default="start_end", metadata={
+        "help": "levitated markers per span: at its first and last token, or at its first only (half the "
+                "marker tokens of a pair)"})
 
     def __post_init__(self) -> None:
         if self.encoder_layers < 0:

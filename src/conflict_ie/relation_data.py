@@ -13,7 +13,8 @@ pair, not with a text pass per pair, which made relations about 92% of predictio
 time. A per-region attribute (the casualty type) gets its span's two subject markers
 alone. A window with many pairs is packed into several passes of at most
 ``max_pairs`` pairs, each repeating the text (training packs fewer than inference,
-to bound its memory; the scores do not depend on the packing).
+to bound its memory; the scores do not depend on the packing). With ``markers="start"``
+a span gets only its start marker (``<S:OFFICIAL> <O:LOCATION>``), two tokens a pair.
 
 Neighbouring windows share ``max_sentence_distance`` sentences, so that every
 candidate pair (same or neighbouring sentence) lies whole in some window; a pair is
@@ -115,6 +116,12 @@ class RelationEncoder:
     max_token_distance: int
     attributes: tuple[Attribute, ...] = field(default=())
     max_pairs: int = 32
+    #: "start_end": markers at a span's first and last token; "start": at its first token only.
+    markers: str = "start_end"
+
+    def __post_init__(self) -> None:
+        if self.markers not in ("start_end", "start"):
+            raise ValueError(f"markers is 'start_end' or 'start', got {self.markers!r}")
 
     @property
     def relation_labels(self) -> tuple[str, ...]:
@@ -257,14 +264,19 @@ class RelationEncoder:
         return out
 
     def pack(self, window: Window, jobs: Sequence[Job], stats: CandidateStats | None = None) -> list[dict[str, Any]]:
-        """Encoder inputs for a window's jobs: the text, then levitated markers, at most ``max_pairs``
-        pairs (an attribute span counts as one) per input. Each input lists ``jobs`` (its own, in
+        """Encoder inputs for a window's jobs: the text, then levitated markers (two per span, or one
+        with ``markers="start"``), at most ``max_pairs`` pairs (an attribute span counts as one) per input. Each input lists ``jobs`` (its own, in
         order), ``position_ids``, ``groups`` (per token: -1 for text, else the job it belongs to),
         ``pairs`` (the two start-marker indices of each pair job), ``between`` (each pair job's
         ``[first, end)`` text tokens between its spans) and ``attrs`` ((start-marker index,
         attribute index) of each attribute job)."""
         tok = self.tokenizer
         n = len(window.input_ids)
+        per_span = 2 if self.markers == "start_end" else 1
+
+        def marker_ids(role: str, label: str) -> list[int]:
+            return tok.convert_tokens_to_ids([f"<{role}:{label}>", f"</{role}:{label}>"][:per_span])
+
         out = []
         for g in range(0, len(jobs), self.max_pairs):
             group = jobs[g : g + self.max_pairs]
@@ -273,15 +285,15 @@ class RelationEncoder:
             for k, (kind, span, other) in enumerate(group):
                 first, last = window.positions[span.id]
                 s_at = len(ids)
-                ids += tok.convert_tokens_to_ids([f"<S:{span.label}>", f"</S:{span.label}>"])
-                pos += [first, last]
-                groups += [k, k]
+                ids += marker_ids("S", span.label)
+                pos += [first, last][:per_span]
+                groups += [k] * per_span
                 if kind == "pair":
                     t_first, t_last = window.positions[other.id]
                     o_at = len(ids)
-                    ids += tok.convert_tokens_to_ids([f"<O:{other.label}>", f"</O:{other.label}>"])
-                    pos += [t_first, t_last]
-                    groups += [k, k]
+                    ids += marker_ids("O", other.label)
+                    pos += [t_first, t_last][:per_span]
+                    groups += [k] * per_span
                     pairs.append([s_at, o_at])
                     # The text tokens strictly between the two spans (empty when they touch or overlap).
                     lo, hi = (last + 1, t_first) if first <= t_first else (t_last + 1, first)

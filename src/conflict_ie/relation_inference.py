@@ -79,7 +79,7 @@ class RelationExtractor:
         self.encoder = RelationEncoder(
             tokenizer, schema, cfg.max_input_tokens, cfg.max_sentence_distance, cfg.max_token_distance,
             attributes=tuple(schema.attribute(a["name"]) for a in cfg.attributes),
-            max_pairs=max_pairs)
+            max_pairs=max_pairs, markers=getattr(cfg, "markers", "start_end"))
         self._collate = RelationCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self._symmetric = {r.label for r in schema.relations if r.symmetric}
 

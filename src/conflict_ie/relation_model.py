@@ -31,6 +31,8 @@ from conflict_ie.errors import ConfigError
 
 #: What the relation head reads besides the pair's two start markers (``RelationModelConfig.pair_context``).
 PAIR_CONTEXTS = ("none", "mean")
+#: Levitated markers per span: its first and last token ("start_end"), or its first only ("start").
+SPAN_MARKERS = ("start_end", "start")
 
 
 class RelationModelConfig(PretrainedConfig):
@@ -50,7 +52,7 @@ class RelationModelConfig(PretrainedConfig):
                  attributes: list[dict[str, Any]] | None = None, max_input_tokens: int = 192,
                  max_sentence_distance: int = 1, max_token_distance: int = 80, threshold: float = 0.5,
                  dropout: float = 0.1, design: str = "per_pair", max_pairs: int = 32, pair_context: str = "none",
-                 **kwargs):
+                 markers: str = "start_end", **kwargs):
         if isinstance(encoder, dict):
             encoder = dict(encoder)
             encoder = AutoConfig.for_model(encoder.pop("model_type", "bert"), **encoder)
@@ -74,6 +76,12 @@ class RelationModelConfig(PretrainedConfig):
         if pair_context not in PAIR_CONTEXTS:
             raise ValueError(f"pair_context is one of {PAIR_CONTEXTS}, got {pair_context!r}")
         self.pair_context = str(pair_context)
+        # "start": one marker per span, at its first token (the head reads only that one), so a pair
+        # costs two marker tokens instead of four. A folder written before this setting reads as
+        # "start_end", its markers unchanged.
+        if markers not in SPAN_MARKERS:
+            raise ValueError(f"markers is one of {SPAN_MARKERS}, got {markers!r}")
+        self.markers = str(markers)
         super().__init__(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:

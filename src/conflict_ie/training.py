@@ -342,7 +342,7 @@ def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path)
     tokenizer = AutoTokenizer.from_pretrained(base)
     tokenizer.add_special_tokens({"additional_special_tokens": marker_tokens(schema)})
     enc = RelationEncoder(tokenizer, schema, rc.max_length, rc.max_sentence_distance, rc.max_token_distance,
-                          attributes=schema.attributes, max_pairs=rc.max_pairs)
+                          attributes=schema.attributes, max_pairs=rc.max_pairs, markers=rc.markers)
     rows, stats = training_rows(documents_of(corpus["train"], schema), enc, negative_ratio=rc.negative_ratio,
                                 seed=config.seed)
     if not rows:
@@ -353,7 +353,7 @@ def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path)
                     for a in enc.attributes],
         max_input_tokens=rc.max_length, max_sentence_distance=rc.max_sentence_distance,
         max_token_distance=rc.max_token_distance, threshold=rc.threshold, design=DESIGN, max_pairs=rc.max_pairs,
-        pair_context=rc.pair_context, encoder_layers=rc.encoder_layers)
+        pair_context=rc.pair_context, markers=rc.markers, encoder_layers=rc.encoder_layers)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), learning_rate=rc.learning_rate, num_train_epochs=rc.epochs,
         max_steps=rc.max_steps, per_device_train_batch_size=rc.batch_size, warmup_steps=rc.warmup,
