@@ -1,14 +1,18 @@
-"""The full Predictor's speed against entities only, at each depth of the relation encoder, in one run.
+"""The full Predictor's speed against entities only, at each depth and marker layout of the relation
+encoder, in one run.
 
-``relations.encoder_layers`` trains the relation model on the first N layers of its base encoder.
-A layer costs the same whatever its weights, so this script does not train anything: it loads a
-run's full Predictor, keeps the first N layers of its relation encoder for each N asked for, and
-times ``predict_batch`` on ``bench_predict``'s texts against ``Predictor.ner`` on the same texts and
-threads (rounds interleaved, each side's best). The relations found by a cut model are meaningless;
-only the times are read. What a shallower relation model scores is measured by training it
-(``scripts/compare_relations.py --set relations.encoder_layers=N``; ``docs/relation-encoder-depth.md``).
+``relations.encoder_layers`` trains the relation model on the first N layers of its base encoder;
+``relations.markers: start`` gives each span one levitated marker instead of two. A layer or a
+marker costs the same whatever the weights, so this script does not train anything: it loads a
+run's full Predictor and, for each marker layout and each N asked for, packs the markers that way
+and keeps the first N layers of its relation encoder, and times ``predict_batch`` on
+``bench_predict``'s texts against ``Predictor.ner`` on the same texts and threads (rounds
+interleaved, each side's best). The relations found by a model cut or packed unlike its training
+are meaningless; only the times are read. What such a model scores is measured by training it
+(``scripts/compare_relations.py --set relations.encoder_layers=N --set relations.markers=start``;
+``docs/relation-encoder-depth.md``, ``docs/relation-start-markers.md``).
 
-    python scripts/bench_relation_depth.py --model runs/demo --layers 6 4 3 2 --rounds 2
+    python scripts/bench_relation_depth.py --model runs/demo --layers 6 4 3 2 --markers start_end start --rounds 2
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -34,6 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="runs/demo", help="a run folder with a relation model")
     ap.add_argument("--layers", type=int, nargs="+", default=[6, 4, 3, 2],
                     help="relation encoder depths to time (at most the run's own)")
+    ap.add_argument("--markers", nargs="+", default=["start_end"], choices=["start_end", "start"],
+                    help="marker layouts to time (the run's own is start_end unless it was trained with start)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -44,7 +51,9 @@ def main(argv=None) -> int:
     if pred.relation_model is None:
         print(f"{args.model} has no relation model", file=sys.stderr)
         return 2
-    encoder = pred.relation_model.model.encoder.encoder
+    extractor = pred.relation_model
+    packing = extractor.encoder
+    encoder = extractor.model.encoder.encoder
     own = list(encoder.layer)
     if max(args.layers) > len(own):
         print(f"the run's relation encoder has {len(own)} layers; asked for {max(args.layers)}", file=sys.stderr)
@@ -54,14 +63,18 @@ def main(argv=None) -> int:
     def entities():
         pred.ner(docs, batch_size=BATCH)
 
-    def full(k):
+    def full(k, markers):
         def run():
             # The torch runner calls the module itself, so cutting its layer list cuts the pass.
             encoder.layer = torch.nn.ModuleList(own[:k])
+            extractor.encoder = replace(packing, markers=markers)
             pred.predict_batch(docs, batch_size=BATCH, progress=False)
         return run
 
-    sides = {"entities only": entities, **{f"full, relation encoder {k} layers": full(k) for k in args.layers}}
+    sides = {"entities only": entities}
+    for markers in args.markers:
+        suffix = "" if markers == "start_end" else ", start markers"
+        sides.update({f"full, relation encoder {k} layers{suffix}": full(k, markers) for k in args.layers})
     best: dict[str, float] = {}
     entities()  # warm-up
     for _ in range(args.rounds):
@@ -70,12 +83,13 @@ def main(argv=None) -> int:
             fn()
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
     encoder.layer = torch.nn.ModuleList(own)
+    extractor.encoder = packing
     print(f"{args.model}: {len(docs)} texts, {n_tokens} article tokens, torch {pred.precision}, "
           f"{torch.get_num_threads()} threads, batch {BATCH}, best of {args.rounds} rounds; "
           f"baseline: entities only")
     base = best["entities only"]
     for name, s in best.items():
-        print(f"| {name:34s} | {s:6.2f} s | {n_tokens / s:6.0f} tokens/s | {base / s:4.0%} of entities-only |")
+        print(f"| {name:49s} | {s:6.2f} s | {n_tokens / s:6.0f} tokens/s | {base / s:4.0%} of entities-only |")
     return 0
 
 

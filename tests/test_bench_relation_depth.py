@@ -1,4 +1,5 @@
-"""``scripts/bench_relation_depth.py`` on the tiny trained run: the cut relation encoder is the one timed."""
+"""``scripts/bench_relation_depth.py`` on the tiny trained run: the cut relation encoder and the asked-for
+marker layout are the ones timed."""
 
 import importlib.util
 from pathlib import Path
@@ -41,3 +42,26 @@ def test_more_layers_than_the_run_has_is_refused(world, capsys):
     tmp, _ = world
     assert load_script().main(["--model", str(tmp / "run"), "--layers", "3", "--rounds", "1"]) == 2
     assert "has 2 layers; asked for 3" in capsys.readouterr().err
+
+
+def test_each_marker_layout_is_the_one_packed(world, capsys, monkeypatch):
+    from conflict_ie.relation_data import RelationEncoder
+
+    tmp, _ = world
+    seen, original = [], RelationEncoder.pack
+
+    def spy(self, window, jobs, stats=None):
+        seen.append(self.markers)
+        return original(self, window, jobs, stats)
+
+    monkeypatch.setattr(RelationEncoder, "pack", spy)
+    loaded, from_pretrained = [], Predictor.from_pretrained
+    monkeypatch.setattr(Predictor, "from_pretrained", lambda *a, **k: loaded.append(from_pretrained(*a, **k))
+                        or loaded[-1])
+    script = load_script()
+    assert script.main(["--model", str(tmp / "run"), "--layers", "2", "--markers", "start_end", "start",
+                        "--rounds", "1"]) == 0
+    assert seen and set(seen) == {"start_end", "start"} and seen[-1] == "start"
+    assert loaded[0].relation_model.encoder.markers == "start_end"  # put back afterwards
+    rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert rows == ["entities only", "full, relation encoder 2 layers", "full, relation encoder 2 layers, start markers"]
