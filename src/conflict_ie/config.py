@@ -88,7 +88,7 @@ class RelationConfig:
 
     enabled: bool = True
     max_length: int = field(default=192, metadata={
-        "help": "text tokens per window, special tokens included; each pair's four markers come on top"})
+        "help": "text tokens per window, special tokens included; each pair's markers come on top"})
     max_sentence_distance: int = field(default=1, metadata={"help": "0: same sentence; 1: neighbouring too"})
     max_token_distance: int = field(default=80, metadata={"help": "cap on the tokens between the two spans"})
     max_pairs: int = field(default=32, metadata={"help": "candidate pairs packed as levitated markers into one pass"})
