@@ -64,4 +64,5 @@ def test_each_marker_layout_is_the_one_packed(world, capsys, monkeypatch):
     assert seen and set(seen) == {"start_end", "start"} and seen[-1] == "start"
     assert loaded[0].relation_model.encoder.markers == "start_end"  # put back afterwards
     rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
-    assert rows == ["entities only", "full, relation encoder 2 layers", "full, relation encoder 2 layers, start markers"]
+    assert rows == ["entities only", "full, relation encoder 2 layers",
+                    "full, relation encoder 2 layers, start markers"]

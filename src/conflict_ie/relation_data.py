@@ -10,7 +10,7 @@ pair of the window from its two start markers, each conditioned on its own pair 
 in PURE's one-pass-per-pair design (Zhong & Chen 2021), whose "approximation" (and
 PL-Marker, Ye et al. 2022) this is: the cost grows with the text plus four tokens a
 pair, not with a text pass per pair, which made relations about 92% of prediction
-time. A per-region attribute (the casualty type) gets its span's two subject markers
+time. A per-region attribute (the casualty type) gets its span's subject markers
 alone. A window with many pairs is packed into several passes of at most
 ``max_pairs`` pairs, each repeating the text (training packs fewer than inference,
 to bound its memory; the scores do not depend on the packing). With ``markers="start"``
@@ -265,11 +265,11 @@ class RelationEncoder:
 
     def pack(self, window: Window, jobs: Sequence[Job], stats: CandidateStats | None = None) -> list[dict[str, Any]]:
         """Encoder inputs for a window's jobs: the text, then levitated markers (two per span, or one
-        with ``markers="start"``), at most ``max_pairs`` pairs (an attribute span counts as one) per input. Each input lists ``jobs`` (its own, in
-        order), ``position_ids``, ``groups`` (per token: -1 for text, else the job it belongs to),
-        ``pairs`` (the two start-marker indices of each pair job), ``between`` (each pair job's
-        ``[first, end)`` text tokens between its spans) and ``attrs`` ((start-marker index,
-        attribute index) of each attribute job)."""
+        with ``markers="start"``), at most ``max_pairs`` pairs (an attribute span counts as one) per
+        input. Each input lists ``jobs`` (its own, in order), ``position_ids``, ``groups`` (per token:
+        -1 for text, else the job it belongs to), ``pairs`` (the two start-marker indices of each pair
+        job), ``between`` (each pair job's ``[first, end)`` text tokens between its spans) and
+        ``attrs`` ((start-marker index, attribute index) of each attribute job)."""
         tok = self.tokenizer
         n = len(window.input_ids)
         per_span = 2 if self.markers == "start_end" else 1
