@@ -40,6 +40,8 @@ from conflict_ie.sentences import Sentences
 
 #: What a relation model folder's config calls this design (an older folder, one pass per pair, has none).
 DESIGN = "levitated_markers"
+#: Levitated markers per span: its first and last token ("start_end"), or its first only ("start").
+SPAN_MARKERS = ("start_end", "start")
 
 
 def marker_tokens(schema: LabelSchema) -> list[str]:
@@ -120,8 +122,8 @@ class RelationEncoder:
     markers: str = "start_end"
 
     def __post_init__(self) -> None:
-        if self.markers not in ("start_end", "start"):
-            raise ValueError(f"markers is 'start_end' or 'start', got {self.markers!r}")
+        if self.markers not in SPAN_MARKERS:
+            raise ValueError(f"markers is {' or '.join(map(repr, SPAN_MARKERS))}, got {self.markers!r}")
 
     @property
     def relation_labels(self) -> tuple[str, ...]:

@@ -27,12 +27,11 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 from conflict_ie.errors import ConfigError
+from conflict_ie.relation_data import SPAN_MARKERS
 
 
 #: What the relation head reads besides the pair's two start markers (``RelationModelConfig.pair_context``).
 PAIR_CONTEXTS = ("none", "mean")
-#: Levitated markers per span: its first and last token ("start_end"), or its first only ("start").
-SPAN_MARKERS = ("start_end", "start")
 
 
 class RelationModelConfig(PretrainedConfig):
