@@ -323,6 +323,26 @@ def refit_corpus(corpus):
     return datasets.DatasetDict({**corpus, "train": merged, "validation": corpus["validation"].select([])})
 
 
+def relation_training_arguments(config: TrainConfig, out: Path):
+    """The ``TrainingArguments`` of the relation model: the config's ``relations`` settings, no
+    checkpoints (the model is saved once, at the end) and every column passed to the model.
+
+    Example:
+        >>> # Trainer(model=model, args=relation_training_arguments(config, Path("rel")), train_dataset=rows)
+    """
+    from transformers import TrainingArguments
+
+    rc = config.relations
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"), learning_rate=rc.learning_rate, num_train_epochs=rc.epochs,
+        max_steps=rc.max_steps, per_device_train_batch_size=rc.batch_size, warmup_steps=rc.warmup,
+        weight_decay=rc.weight_decay, save_strategy="no", report_to=list(config.ner.report_to),
+        logging_steps=config.ner.logging_steps, seed=config.seed, data_seed=config.seed,
+        remove_unused_columns=False,  # the model takes position_ids/pair_index/attr_index, unseen by Trainer
+        **device_arguments(),
+    )
+
+
 def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path) -> dict[str, Any]:
     """Train the relation + attribute model on gold entities with ``transformers.Trainer`` and save
     it to ``out`` (``save_pretrained`` plus the tokenizer with its marker tokens). Returns the
@@ -331,7 +351,7 @@ def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path)
     Example:
         >>> # train_relations(TrainConfig.load("configs/train/conflict-minilm.yaml"), corpus, schema, Path("rel"))
     """
-    from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
+    from transformers import AutoTokenizer, Trainer, set_seed
 
     from conflict_ie.relation_model import RelationModel
 
@@ -354,14 +374,7 @@ def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path)
         max_input_tokens=rc.max_length, max_sentence_distance=rc.max_sentence_distance,
         max_token_distance=rc.max_token_distance, threshold=rc.threshold, design=DESIGN, max_pairs=rc.max_pairs,
         pair_context=rc.pair_context, markers=rc.markers, encoder_layers=rc.encoder_layers)
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), learning_rate=rc.learning_rate, num_train_epochs=rc.epochs,
-        max_steps=rc.max_steps, per_device_train_batch_size=rc.batch_size, warmup_steps=rc.warmup,
-        weight_decay=rc.weight_decay, save_strategy="no", report_to=list(config.ner.report_to),
-        logging_steps=config.ner.logging_steps, seed=config.seed, data_seed=config.seed,
-        remove_unused_columns=False,  # the model takes position_ids/pair_index/attr_index, unseen by Trainer
-        **device_arguments(),
-    )
+    args = relation_training_arguments(config, out)
     # A plain list: the rows' ragged pair lists need no Arrow schema, and Trainer only indexes them.
     trainer = Trainer(model=model, args=args, train_dataset=rows,
                       data_collator=RelationCollator(tokenizer.pad_token_id, len(schema.relation_labels)))

@@ -1,0 +1,235 @@
+#!/usr/bin/env python
+"""A shallow relation model distilled from the run's full-depth one: an experiment for issue 13.
+
+Three encoder layers with one marker per span reach issue 13's speed goal (full prediction at
+50% of entities-only, ``docs/relation-start-markers.md``), but trained on gold labels alone they
+lost 5.6 points of re3d validation F1. Here the shallow model (the *student*) learns from the
+gold labels and from the full-depth model's probabilities (the *teacher*: a finished run's
+``relations/`` folder, or one trained here first with the same settings), on the same training
+rows: for every candidate pair the target of each relation label is
+``(1 - weight) * gold + weight * teacher``, and for every casualty-type span the target is the
+same mix of the gold choice and the teacher's choice probabilities (knowledge distillation,
+Hinton et al. 2015, at temperature 1). Nothing else changes: candidates, windows, packing, heads,
+the ``Trainer`` and its settings are ``training.train_relations``'s, so the student is a plain
+``RelationModel`` that the Predictor reads as it is.
+
+``--init base`` starts the student from the base encoder's first layers, as
+``relations.encoder_layers`` does; ``--init teacher`` from the teacher's first layers, its marker
+embeddings and its heads.
+
+    python scripts/experiment_distill_relations.py --run runs/demo --seeds 1 2 3 \\
+        --split validation test --set relations.encoder_layers=3 --out distilled.json
+
+The results file has ``scripts/compare_relations.py``'s layout, so ``scripts/relations_page.py``
+compares it with that script's files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from conflict_ie.relation_data import RelationCollator  # noqa: E402
+from conflict_ie.relation_model import RelationModel  # noqa: E402
+
+
+class DistillCollator(RelationCollator):
+    """The shipped collator, with each pair's relation targets mixed with the teacher's
+    probabilities and each attribute span's choice targets as probabilities (``attr_target``)."""
+
+    def __init__(self, pad_id: int, n_labels: int, weight: float, n_choices: int):
+        super().__init__(pad_id, n_labels)
+        self.weight, self.n_choices = weight, n_choices
+
+    def __call__(self, rows):
+        batch = super().__call__(rows)
+        w = self.weight
+        soft = [p for r in rows for p in r["teacher_rel"]]
+        if soft:
+            batch["rel_labels"] = (1 - w) * batch["rel_labels"] + w * torch.tensor(soft, dtype=torch.float)
+        target = torch.zeros((len(batch["attr_label"]), self.n_choices))
+        at = 0
+        for r in rows:
+            for a, p in zip(r["attrs"], r["teacher_attr"]):
+                target[at, : len(p)] = w * torch.tensor(p, dtype=torch.float)
+                target[at, a[2]] += 1 - w
+                at += 1
+        batch["attr_target"] = target
+        return batch
+
+
+class DistilledRelationModel(RelationModel):
+    """``RelationModel`` whose attribute loss takes probability targets (``attr_target``); its
+    relation loss is the shipped one, on the mixed targets the collator gives."""
+
+    def forward(self, input_ids, attention_mask, position_ids, pair_index, attr_index, rel_labels=None,
+                rel_mask=None, attr_label=None, pair_between=None, attr_target=None):
+        out = super().forward(input_ids, attention_mask, position_ids, pair_index, attr_index, rel_labels=rel_labels,
+                              rel_mask=rel_mask, attr_label=None, pair_between=pair_between)
+        if attr_target is None:
+            return out
+        losses = [out["loss"]] if rel_labels is not None and len(rel_labels) else []
+        for k, logits in enumerate(out["attribute_logits"]):
+            mine = attr_index[:, 2] == k
+            if mine.any():
+                losses.append(nn.functional.cross_entropy(logits[mine], attr_target[mine, : logits.shape[-1]]))
+        if losses:
+            out["loss"] = torch.stack(losses).mean()
+        return out
+
+
+@torch.inference_mode()
+def teacher_targets(teacher: RelationModel, rows: list[dict], pad_id: int, batch_size: int = 16) -> None:
+    """Add ``teacher_rel`` (per pair, the teacher's probability of each relation label) and
+    ``teacher_attr`` (per attribute span, of each choice) to every training row, in place."""
+    from conflict_ie.relation_inference import split_by_row
+
+    teacher.eval()
+    collate = RelationCollator(pad_id)
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        b = collate(chunk)
+        out = teacher(b["input_ids"], b["attention_mask"], b["position_ids"], b["pair_index"], b["attr_index"],
+                      pair_between=b["pair_between"])
+        # A training row's attribute job also carries its gold choice; split_by_row reads (marker, attribute).
+        shapes = [{"pairs": r["pairs"], "attrs": [a[:2] for a in r["attrs"]]} for r in chunk]
+        for row, (rel, attr) in zip(chunk, split_by_row(shapes, out)):
+            row["teacher_rel"] = rel.tolist()
+            row["teacher_attr"] = [a.tolist() for a in attr]
+
+
+def student_from_teacher(teacher: RelationModel, layers: int) -> DistilledRelationModel:
+    """A student with the teacher's config at ``layers`` encoder layers and the teacher's weights
+    for everything it has: embeddings (marker tokens included), the first layers and the heads."""
+    config = type(teacher.config).from_dict(teacher.config.to_dict())
+    config.encoder.num_hidden_layers = layers
+    student = DistilledRelationModel(config)
+    missing, unexpected = student.load_state_dict(teacher.state_dict(), strict=False)
+    if missing:
+        raise ValueError(f"the student has weights the teacher lacks: {missing[:5]}")
+    return student
+
+
+def train_student(config, corpus, schema, teacher_dir: Path, out: Path, *, weight: float, init: str):
+    """The student trained as ``training.train_relations`` trains the shipped model, on the teacher's
+    rows and tokenizer, with distillation targets; saved to ``out``. Returns the row counts."""
+    from transformers import AutoTokenizer, Trainer, set_seed
+
+    from conflict_ie.corpus import documents_of
+    from conflict_ie.relation_data import DESIGN, RelationEncoder, training_rows
+    from conflict_ie.training import relation_training_arguments, resolve_base_model
+
+    rc = config.relations
+    set_seed(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    teacher = RelationModel.from_pretrained(teacher_dir, use_safetensors=True)
+    if getattr(teacher.config, "markers", "start_end") != rc.markers:
+        raise ValueError(f"the teacher reads {teacher.config.markers!r} markers, the config {rc.markers!r}")
+    enc = RelationEncoder(tokenizer, schema, rc.max_length, rc.max_sentence_distance, rc.max_token_distance,
+                          attributes=schema.attributes, max_pairs=rc.max_pairs, markers=rc.markers)
+    rows, stats = training_rows(documents_of(corpus["train"], schema), enc, negative_ratio=rc.negative_ratio,
+                                seed=config.seed)
+    started = time.perf_counter()
+    teacher_targets(teacher, rows, tokenizer.pad_token_id)
+    stats["teacher_seconds"] = round(time.perf_counter() - started, 1)
+    if init == "teacher":
+        model = student_from_teacher(teacher, rc.encoder_layers)
+    else:
+        model = DistilledRelationModel.from_encoder(
+            resolve_base_model(config.base_model), len(tokenizer), relation_labels=list(schema.relation_labels),
+            attributes=[{"name": a.name, "applies_to": list(a.applies_to), "choices": list(a.choices)}
+                        for a in enc.attributes],
+            max_input_tokens=rc.max_length, max_sentence_distance=rc.max_sentence_distance,
+            max_token_distance=rc.max_token_distance, threshold=rc.threshold, design=DESIGN,
+            max_pairs=rc.max_pairs, pair_context=rc.pair_context, markers=rc.markers,
+            encoder_layers=rc.encoder_layers)
+    del teacher
+    n_choices = max((len(a.choices) for a in enc.attributes), default=1)
+    trainer = Trainer(model=model, args=relation_training_arguments(config, out), train_dataset=rows,
+                      data_collator=DistillCollator(tokenizer.pad_token_id, len(schema.relation_labels), weight,
+                                                    n_choices))
+    trainer.train()
+    # Saved as a plain RelationModel folder: the subclass adds a loss, no weights.
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return stats
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="a finished run (its corpus/, ner model and train_config.yaml)")
+    ap.add_argument("--teacher", help="the teacher's folder (default: the run's relations/, else one trained "
+                                      "here with the config at full depth and seed 1, kept in RUN/teacher)")
+    ap.add_argument("--config", help="the training config (default: the run's train_config.yaml)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--split", nargs="+", default=["test"])
+    ap.add_argument("--weight", type=float, default=0.5, help="share of the teacher in every target")
+    ap.add_argument("--init", choices=["base", "teacher"], default="base")
+    ap.add_argument("--out", required=True, help="JSON file for the results")
+    args = ap.parse_args(argv)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from compare_relations import split_scores, summarise
+    from conflict_ie.config import TrainConfig
+    from conflict_ie.corpus import documents_of, load_corpus
+    from conflict_ie.predictor import Predictor
+    from conflict_ie.relation_inference import RelationExtractor
+    from conflict_ie.training import train_relations
+
+    run = Path(args.run)
+    config = TrainConfig.load(args.config or run / "train_config.yaml", args.set)
+    if not config.relations.encoder_layers:
+        raise SystemExit("set relations.encoder_layers to the student's depth (e.g. --set relations.encoder_layers=3)")
+    corpus, schema = load_corpus(run / "corpus")
+    teacher = Path(args.teacher) if args.teacher else run / "relations"
+    if not (teacher / "config.json").exists():
+        teacher = run / "teacher"
+        if not (teacher / "config.json").exists():
+            print(f"training the teacher in {teacher}", flush=True)
+            started = time.perf_counter()
+            full = replace(config, seed=1, relations=replace(config.relations, encoder_layers=0))
+            train_relations(full, corpus, schema, teacher)
+            print(f"teacher trained in {time.perf_counter() - started:.0f} s", flush=True)
+    ner = Predictor.from_pretrained(run, relations=False)
+    splits = {name: documents_of(corpus[name], schema) for name in args.split}
+    spans = {name: [[s for s, _ in o.spans] for o in ner.ner([d.text for d in docs])] for name, docs in splits.items()}
+    results = {"label": f"{config.relations.encoder_layers} layers distilled (weight {args.weight}, "
+                        f"init {args.init})", "run": str(run), "teacher": str(teacher), "overrides": args.set,
+               "weight": args.weight, "init": args.init, "seeds": {}}
+    rx_teacher = RelationExtractor.from_pretrained(teacher, schema=schema)
+    results["teacher_scores"] = {name: split_scores(rx_teacher, docs, spans[name]) for name, docs in splits.items()}
+    print(json.dumps({"teacher": {k: {m: v[m] for m in ("gold_f1", "e2e_f1", "casualty_type_accuracy")}
+                                  for k, v in results["teacher_scores"].items()}}), flush=True)
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = replace(config, seed=seed)
+            started = time.perf_counter()
+            stats = train_student(cfg, corpus, schema, teacher, Path(tmp) / "rel", weight=args.weight, init=args.init)
+            seconds = time.perf_counter() - started
+            rx = RelationExtractor.from_pretrained(Path(tmp) / "rel", schema=schema)
+            row = {"train_seconds": round(seconds, 1), "train_stats": stats}
+            for name, docs in splits.items():
+                row[name] = split_scores(rx, docs, spans[name])
+            results["seeds"][seed] = row
+            print(json.dumps({"seed": seed, **{k: v for k, v in row.items() if k != "train_stats"}}), flush=True)
+            results["summary"] = summarise(results["seeds"], args.split)
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results["summary"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
