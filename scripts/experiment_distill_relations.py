@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -179,6 +180,7 @@ def main(argv=None) -> int:
     ap.add_argument("--weight", type=float, default=0.5, help="share of the teacher in every target")
     ap.add_argument("--init", choices=["base", "teacher"], default="base")
     ap.add_argument("--out", required=True, help="JSON file for the results")
+    ap.add_argument("--keep", help="save each seed's student in KEEP/seed-N (default: discarded)")
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -223,6 +225,9 @@ def main(argv=None) -> int:
             row = {"train_seconds": round(seconds, 1), "train_stats": stats}
             for name, docs in splits.items():
                 row[name] = split_scores(rx, docs, spans[name])
+            if args.keep:
+                shutil.copytree(Path(tmp) / "rel", Path(args.keep) / f"seed-{seed}", dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("checkpoints"))
             results["seeds"][seed] = row
             print(json.dumps({"seed": seed, **{k: v for k, v in row.items() if k != "train_stats"}}), flush=True)
             results["summary"] = summarise(results["seeds"], args.split)
