@@ -19,6 +19,8 @@ embeddings and its heads.
 
     python scripts/experiment_distill_relations.py --run runs/demo --seeds 1 2 3 \\
         --split validation test --set relations.encoder_layers=3 --out distilled.json
+    python scripts/experiment_distill_relations.py --run runs/demo --set relations.encoder_layers=3 \\
+        --gap 1 3 --out unused.json   # how far the teacher's probabilities are from gold
 
 The results file has ``scripts/compare_relations.py``'s layout, so ``scripts/relations_page.py``
 compares it with that script's files.
@@ -92,9 +94,11 @@ class DistilledRelationModel(RelationModel):
 
 
 @torch.inference_mode()
-def teacher_targets(teacher: RelationModel, rows: list[dict], pad_id: int, batch_size: int = 16) -> None:
+def teacher_targets(teacher: RelationModel, rows: list[dict], pad_id: int, batch_size: int = 16,
+                    temperature: float = 1.0) -> None:
     """Add ``teacher_rel`` (per pair, the teacher's probability of each relation label) and
-    ``teacher_attr`` (per attribute span, of each choice) to every training row, in place."""
+    ``teacher_attr`` (per attribute span, of each choice) to every training row, in place; with
+    ``temperature`` > 1 the probabilities come from the logits divided by it (softer targets)."""
     from conflict_ie.relation_inference import split_by_row
 
     teacher.eval()
@@ -104,6 +108,8 @@ def teacher_targets(teacher: RelationModel, rows: list[dict], pad_id: int, batch
         b = collate(chunk)
         out = teacher(b["input_ids"], b["attention_mask"], b["position_ids"], b["pair_index"], b["attr_index"],
                       pair_between=b["pair_between"])
+        out = {"relation_logits": out["relation_logits"] / temperature,
+               "attribute_logits": [a / temperature for a in out["attribute_logits"]]}
         # A training row's attribute job also carries its gold choice; split_by_row reads (marker, attribute).
         shapes = [{"pairs": r["pairs"], "attrs": [a[:2] for a in r["attrs"]]} for r in chunk]
         for row, (rel, attr) in zip(chunk, split_by_row(shapes, out)):
@@ -123,7 +129,16 @@ def student_from_teacher(teacher: RelationModel, layers: int) -> DistilledRelati
     return student
 
 
-def train_student(config, corpus, schema, teacher_dir: Path, out: Path, *, weight: float, init: str):
+def teacher_gap(rows: list[dict]) -> float:
+    """Mean absolute difference of the teacher's relation probabilities from the gold labels, over
+    the labels each pair learns (``rel_mask``): near 0, the teacher only repeats the gold labels."""
+    diffs = [abs(p - g) for r in rows for ps, gs, ms in zip(r["teacher_rel"], r["rel_labels"], r["rel_mask"])
+             for p, g, m in zip(ps, gs, ms) if m]
+    return sum(diffs) / max(len(diffs), 1)
+
+
+def train_student(config, corpus, schema, teacher_dir: Path, out: Path, *, weight: float, init: str,
+                  temperature: float = 1.0):
     """The student trained as ``training.train_relations`` trains the shipped model, on the teacher's
     rows and tokenizer, with distillation targets; saved to ``out``. Returns the row counts."""
     from transformers import AutoTokenizer, Trainer, set_seed
@@ -143,8 +158,9 @@ def train_student(config, corpus, schema, teacher_dir: Path, out: Path, *, weigh
     rows, stats = training_rows(documents_of(corpus["train"], schema), enc, negative_ratio=rc.negative_ratio,
                                 seed=config.seed)
     started = time.perf_counter()
-    teacher_targets(teacher, rows, tokenizer.pad_token_id)
+    teacher_targets(teacher, rows, tokenizer.pad_token_id, temperature=temperature)
     stats["teacher_seconds"] = round(time.perf_counter() - started, 1)
+    stats["teacher_gap"] = round(teacher_gap(rows), 4)
     if init == "teacher":
         model = student_from_teacher(teacher, rc.encoder_layers)
     else:
@@ -172,15 +188,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="a finished run (its corpus/, ner model and train_config.yaml)")
     ap.add_argument("--teacher", help="the teacher's folder (default: the run's relations/, else one trained "
-                                      "here with the config at full depth and seed 1, kept in RUN/teacher)")
+                                      "here with the config file's settings (not --set) at full depth and "
+                                      "seed 1, kept in RUN/teacher)")
     ap.add_argument("--config", help="the training config (default: the run's train_config.yaml)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--split", nargs="+", default=["test"])
     ap.add_argument("--weight", type=float, default=0.5, help="share of the teacher in every target")
     ap.add_argument("--init", choices=["base", "teacher"], default="base")
+    ap.add_argument("--temperature", type=float, default=1.0, help="soften the teacher's probabilities")
     ap.add_argument("--out", required=True, help="JSON file for the results")
     ap.add_argument("--keep", help="save each seed's student in KEEP/seed-N (default: discarded)")
+    ap.add_argument("--gap", type=float, nargs="+", metavar="T", help="train nothing: print the teacher's gap "
+                    "from gold (teacher_gap) on the train and validation rows at each temperature T")
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -202,15 +222,20 @@ def main(argv=None) -> int:
         if not (teacher / "config.json").exists():
             print(f"training the teacher in {teacher}", flush=True)
             started = time.perf_counter()
-            full = replace(config, seed=1, relations=replace(config.relations, encoder_layers=0))
+            # The config file's own settings, not the student's overrides (a student may train longer).
+            own = TrainConfig.load(args.config or run / "train_config.yaml")
+            full = replace(own, seed=1, relations=replace(own.relations, encoder_layers=0))
             train_relations(full, corpus, schema, teacher)
             print(f"teacher trained in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.gap:
+        return print_gaps(config, corpus, schema, teacher, args.gap)
     ner = Predictor.from_pretrained(run, relations=False)
     splits = {name: documents_of(corpus[name], schema) for name in args.split}
     spans = {name: [[s for s, _ in o.spans] for o in ner.ner([d.text for d in docs])] for name, docs in splits.items()}
     results = {"label": f"{config.relations.encoder_layers} layers distilled (weight {args.weight}, "
-                        f"init {args.init})", "run": str(run), "teacher": str(teacher), "overrides": args.set,
-               "weight": args.weight, "init": args.init, "seeds": {}}
+                        f"init {args.init}, temperature {args.temperature})", "run": str(run), "teacher": str(teacher),
+               "overrides": args.set, "weight": args.weight, "init": args.init, "temperature": args.temperature,
+               "seeds": {}}
     rx_teacher = RelationExtractor.from_pretrained(teacher, schema=schema)
     results["teacher_scores"] = {name: split_scores(rx_teacher, docs, spans[name]) for name, docs in splits.items()}
     print(json.dumps({"teacher": {k: {m: v[m] for m in ("gold_f1", "e2e_f1", "casualty_type_accuracy")}
@@ -219,7 +244,8 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = replace(config, seed=seed)
             started = time.perf_counter()
-            stats = train_student(cfg, corpus, schema, teacher, Path(tmp) / "rel", weight=args.weight, init=args.init)
+            stats = train_student(cfg, corpus, schema, teacher, Path(tmp) / "rel", weight=args.weight, init=args.init,
+                                  temperature=args.temperature)
             seconds = time.perf_counter() - started
             rx = RelationExtractor.from_pretrained(Path(tmp) / "rel", schema=schema)
             row = {"train_seconds": round(seconds, 1), "train_stats": stats}
@@ -233,6 +259,29 @@ def main(argv=None) -> int:
             results["summary"] = summarise(results["seeds"], args.split)
             Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results["summary"], indent=2))
+    return 0
+
+
+def print_gaps(config, corpus, schema, teacher_dir: Path, temperatures) -> int:
+    """``teacher_gap`` of the teacher on the train rows (which it was trained on) and on the
+    validation rows (which it was not), at each temperature, as JSON lines."""
+    from transformers import AutoTokenizer
+
+    from conflict_ie.corpus import documents_of
+    from conflict_ie.relation_data import RelationEncoder, training_rows
+
+    rc = config.relations
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    teacher = RelationModel.from_pretrained(teacher_dir, use_safetensors=True)
+    enc = RelationEncoder(tokenizer, schema, rc.max_length, rc.max_sentence_distance, rc.max_token_distance,
+                          attributes=schema.attributes, max_pairs=rc.max_pairs, markers=rc.markers)
+    for split in ("train", "validation"):
+        rows, _ = training_rows(documents_of(corpus[split], schema), enc, negative_ratio=rc.negative_ratio,
+                                seed=config.seed)
+        for t in temperatures:
+            teacher_targets(teacher, rows, tokenizer.pad_token_id, temperature=t)
+            print(json.dumps({"teacher": str(teacher_dir), "split": split, "temperature": t,
+                              "teacher_gap": round(teacher_gap(rows), 4)}), flush=True)
     return 0
 
 

@@ -112,3 +112,54 @@ def test_the_saved_student_loads_as_a_plain_relation_model(script, world, tmp_pa
     script.train_student(cfg, corpus, schema, tmp / "run" / "relations", tmp_path / "rel", weight=0.5, init="base")
     model = RelationModel.from_pretrained(tmp_path / "rel", use_safetensors=True)
     assert type(model) is RelationModel and model.config.encoder.num_hidden_layers == 1
+
+
+def test_the_teachers_share_reaches_the_students_training(script, world, tmp_path):
+    tmp, _ = world
+    corpus, schema = load_corpus(tmp / "run" / "corpus")
+    from conflict_ie.config import TrainConfig
+
+    cfg = TrainConfig.load(tmp / "run" / "train_config.yaml", ["relations.encoder_layers=1", "relations.epochs=1"])
+    weights = {}
+    for w in (0.0, 1.0):
+        script.train_student(cfg, corpus, schema, tmp / "run" / "relations", tmp_path / str(w), weight=w, init="base")
+        weights[w] = RelationModel.from_pretrained(tmp_path / str(w), use_safetensors=True).relation_head.weight
+    assert not torch.allclose(weights[0.0], weights[1.0])
+
+
+def test_the_gap_is_how_far_the_teacher_is_from_gold_on_the_learned_labels(script):
+    rows = [{"rel_labels": [[1.0, 0.0]], "rel_mask": [[1.0, 0.0]], "teacher_rel": [[0.75, 0.9]]},
+            {"rel_labels": [[0.0, 0.0]], "rel_mask": [[1.0, 1.0]], "teacher_rel": [[0.0, 0.5]]}]
+    assert script.teacher_gap(rows) == pytest.approx((0.25 + 0.0 + 0.5) / 3)
+
+
+def test_gap_mode_trains_nothing_and_reads_the_temperature(script, world, capsys, monkeypatch):
+    tmp, _ = world
+    monkeypatch.setattr(script, "train_student", lambda *a, **k: pytest.fail("--gap trains nothing"))
+    assert script.main(["--run", str(tmp / "run"), "--set", "relations.encoder_layers=1", "--gap", "1", "1e9",
+                        "--out", "unused.json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(g["split"], g["temperature"]) for g in lines] == [("train", 1.0), ("train", 1e9), ("validation", 1.0),
+                                                              ("validation", 1e9)]
+    # At a huge temperature every probability is 0.5, so the gap from 0/1 gold labels is 0.5 exactly.
+    assert lines[1]["teacher_gap"] == lines[3]["teacher_gap"] == 0.5
+    assert 0 <= lines[0]["teacher_gap"] < 1 and lines[0]["teacher_gap"] != 0.5
+
+
+def test_a_missing_teacher_is_trained_at_full_depth_with_the_config_files_settings(script, world, tmp_path,
+                                                                                   monkeypatch):
+    import shutil
+
+    from conflict_ie import training
+
+    tmp, _ = world
+    run = tmp_path / "run"
+    shutil.copytree(tmp / "run", run, ignore=shutil.ignore_patterns("relations", "checkpoints"))
+    seen, original = [], training.train_relations
+    monkeypatch.setattr(training, "train_relations", lambda c, *a, **k: seen.append(
+        (c.seed, c.relations.encoder_layers, c.relations.epochs)) or original(c, *a, **k))
+    assert script.main(["--run", str(run), "--seeds", "2", "--split", "test", "--set", "relations.encoder_layers=1",
+                        "--set", "relations.epochs=1", "--out", str(tmp_path / "d.json")]) == 0
+    own = training.TrainConfig.load(run / "train_config.yaml").relations.epochs
+    assert seen == [(1, 0, own)] and own != 1
+    assert RelationModel.from_pretrained(run / "teacher", use_safetensors=True).config.encoder.num_hidden_layers == 2
