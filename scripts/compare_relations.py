@@ -76,13 +76,23 @@ def main(argv=None) -> int:
                 rx.threshold = own
                 if by_threshold:
                     row[name]["by_threshold"] = by_threshold
-            results["seeds"][seed] = row
-            print(json.dumps({"seed": seed, **{k: v for k, v in row.items() if k != "train_stats"}}), flush=True)
-            # Written after every seed: a run stopped early keeps the seeds it finished.
-            results["summary"] = summarise(results["seeds"], args.split)
-            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+            record_seed(results, seed, row, args.split, args.out)
     print(json.dumps(results["summary"], indent=2))
     return 0
+
+
+def record_seed(results: dict, seed: int, row: dict, splits, out) -> None:
+    """Add one seed's scores to ``results``, print them as a JSON line, and rewrite ``out`` with the
+    new summary: written after every seed, so a run stopped early keeps the seeds it finished.
+
+    Example:
+        >>> # row = {"train_seconds": 60.0, "test": split_scores(rx, docs, spans)}
+        >>> # record_seed(results, 1, row, ["test"], "r.json")
+    """
+    results["seeds"][seed] = row
+    print(json.dumps({"seed": seed, **{k: v for k, v in row.items() if k != "train_stats"}}), flush=True)
+    results["summary"] = summarise(results["seeds"], splits)
+    Path(out).write_text(json.dumps(results, indent=2) + "\n")
 
 
 def split_scores(rx, docs, spans) -> dict:
