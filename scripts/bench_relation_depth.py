@@ -34,12 +34,13 @@ def main(argv=None) -> int:
 
     from bench_predict import BATCH, texts
     from conflict_ie.predictor import Predictor
+    from conflict_ie.relation_data import SPAN_MARKERS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="runs/demo", help="a run folder with a relation model")
     ap.add_argument("--layers", type=int, nargs="+", default=[6, 4, 3, 2],
                     help="relation encoder depths to time (at most the run's own)")
-    ap.add_argument("--markers", nargs="+", default=["start_end"], choices=["start_end", "start"],
+    ap.add_argument("--markers", nargs="+", default=["start_end"], choices=SPAN_MARKERS,
                     help="marker layouts to time (the run's own is start_end unless it was trained with start)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)

@@ -164,8 +164,8 @@ def train_student(config, corpus, schema, teacher_dir: Path, out: Path, *, weigh
     from transformers import AutoTokenizer, Trainer, set_seed
 
     from conflict_ie.corpus import documents_of
-    from conflict_ie.relation_data import DESIGN, RelationEncoder, training_rows
-    from conflict_ie.training import relation_training_arguments, resolve_base_model
+    from conflict_ie.relation_data import RelationEncoder, training_rows
+    from conflict_ie.training import new_relation_model, relation_training_arguments
 
     rc = config.relations
     set_seed(config.seed)
@@ -184,14 +184,7 @@ def train_student(config, corpus, schema, teacher_dir: Path, out: Path, *, weigh
     if init == "teacher":
         model = student_from_teacher(teacher, rc.encoder_layers)
     else:
-        model = DistilledRelationModel.from_encoder(
-            resolve_base_model(config.base_model), len(tokenizer), relation_labels=list(schema.relation_labels),
-            attributes=[{"name": a.name, "applies_to": list(a.applies_to), "choices": list(a.choices)}
-                        for a in enc.attributes],
-            max_input_tokens=rc.max_length, max_sentence_distance=rc.max_sentence_distance,
-            max_token_distance=rc.max_token_distance, threshold=rc.threshold, design=DESIGN,
-            max_pairs=rc.max_pairs, pair_context=rc.pair_context, markers=rc.markers,
-            encoder_layers=rc.encoder_layers)
+        model = new_relation_model(config, schema, len(tokenizer), DistilledRelationModel)
     del teacher
     n_choices = max((len(a.choices) for a in enc.attributes), default=1)
     trainer = Trainer(model=model, args=relation_training_arguments(config, out), train_dataset=rows,

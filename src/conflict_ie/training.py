@@ -343,6 +343,26 @@ def relation_training_arguments(config: TrainConfig, out: Path):
     )
 
 
+def new_relation_model(config: TrainConfig, schema: LabelSchema, vocab_size: int, model_class=None):
+    """An untrained relation model around the config's base encoder, with the config's relation
+    settings and the schema's labels and attributes; ``model_class`` (default ``RelationModel``) may
+    be a subclass that trains differently.
+
+    Example:
+        >>> # model = new_relation_model(config, schema, len(tokenizer))
+    """
+    from conflict_ie.relation_model import RelationModel
+
+    rc = config.relations
+    return (model_class or RelationModel).from_encoder(
+        resolve_base_model(config.base_model), vocab_size, relation_labels=list(schema.relation_labels),
+        attributes=[{"name": a.name, "applies_to": list(a.applies_to), "choices": list(a.choices)}
+                    for a in schema.attributes],
+        max_input_tokens=rc.max_length, max_sentence_distance=rc.max_sentence_distance,
+        max_token_distance=rc.max_token_distance, threshold=rc.threshold, design=DESIGN, max_pairs=rc.max_pairs,
+        pair_context=rc.pair_context, markers=rc.markers, encoder_layers=rc.encoder_layers)
+
+
 def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path) -> dict[str, Any]:
     """Train the relation + attribute model on gold entities with ``transformers.Trainer`` and save
     it to ``out`` (``save_pretrained`` plus the tokenizer with its marker tokens). Returns the
@@ -352,8 +372,6 @@ def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path)
         >>> # train_relations(TrainConfig.load("configs/train/conflict-minilm.yaml"), corpus, schema, Path("rel"))
     """
     from transformers import AutoTokenizer, Trainer, set_seed
-
-    from conflict_ie.relation_model import RelationModel
 
     rc = config.relations
     set_seed(config.seed)
@@ -367,13 +385,7 @@ def train_relations(config: TrainConfig, corpus, schema: LabelSchema, out: Path)
                                 seed=config.seed)
     if not rows:
         raise ConfigError("no relation or attribute examples in the training split")
-    model = RelationModel.from_encoder(
-        base, len(tokenizer), relation_labels=list(schema.relation_labels),
-        attributes=[{"name": a.name, "applies_to": list(a.applies_to), "choices": list(a.choices)}
-                    for a in enc.attributes],
-        max_input_tokens=rc.max_length, max_sentence_distance=rc.max_sentence_distance,
-        max_token_distance=rc.max_token_distance, threshold=rc.threshold, design=DESIGN, max_pairs=rc.max_pairs,
-        pair_context=rc.pair_context, markers=rc.markers, encoder_layers=rc.encoder_layers)
+    model = new_relation_model(config, schema, len(tokenizer))
     args = relation_training_arguments(config, out)
     # A plain list: the rows' ragged pair lists need no Arrow schema, and Trainer only indexes them.
     trainer = Trainer(model=model, args=args, train_dataset=rows,
