@@ -44,7 +44,7 @@ from conflict_ie.alignment import (
 from conflict_ie.documents import Span
 from conflict_ie.errors import ConfigError, InputError
 from conflict_ie.results import Entity, Prediction
-from conflict_ie.runtime import check_runtime, make_runner
+from conflict_ie.runtime import check_runtime, make_runner, softmax
 from conflict_ie.schema import EntityLabel, LabelSchema
 
 INFERENCE_FILE = "conflict_ie.json"
@@ -356,7 +356,7 @@ class Predictor:
         probs: list[list[np.ndarray | None]] = [[None] * len(b) for b in all_bounds]
         for batch, ids, mask in batches:
             logits = self._forward(ids.to(self.device), mask.to(self.device))
-            p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            p = softmax(logits)
             for r, (d, k, n) in enumerate(batch):
                 probs[d][k] = p[r, len(self._prefix) : len(self._prefix) + n]
         outputs = []

@@ -20,7 +20,7 @@ from conflict_ie.errors import ConfigError
 from conflict_ie.relation_data import DESIGN, CandidateStats, RelationCollator, RelationEncoder
 from conflict_ie.relation_model import RelationModel
 from conflict_ie.results import CasualtyRecord, Entity, PredictedRelation, Prediction
-from conflict_ie.runtime import make_runner
+from conflict_ie.runtime import make_runner, sigmoid, softmax
 from conflict_ie.schema import CasualtyRecordSpec, LabelSchema
 
 #: ``(head, tail, label, score)`` of one predicted relation between spans.
@@ -196,8 +196,8 @@ def split_by_row(rows: Sequence[dict[str, Any]],
         >>> out[0][0].tolist(), out[1][1][0].tolist()
         ([[0.5, 0.5]], [0.5, 0.5])
     """
-    rel = torch.sigmoid(heads["relation_logits"].float()).cpu().numpy()
-    attr = [torch.softmax(a.float(), -1).cpu().numpy() for a in heads["attribute_logits"]]
+    rel = sigmoid(heads["relation_logits"])
+    attr = [softmax(a) for a in heads["attribute_logits"]]
     out, p, a = [], 0, 0
     for row in rows:
         n_pairs, n_attrs = len(row["pairs"]), len(row["attrs"])

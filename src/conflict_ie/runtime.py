@@ -43,6 +43,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -59,6 +60,37 @@ Runner = Callable[..., torch.Tensor]
 
 #: Held while a torch-compile runner patches inductor's settings (see ``_compiled``).
 _COMPILE_PATCH = threading.RLock()
+
+
+def softmax(logits: torch.Tensor) -> np.ndarray:
+    """Probabilities over the last axis of a runner's logits, as a float32 numpy array.
+
+    Computed by numpy on the calling thread rather than by ``torch.softmax``: after an ONNX
+    Runtime pass its worker threads spin for a while, and a torch op that wakes torch's own
+    OpenMP threads then competes with them for the cores. On 2 cores that made the softmax of
+    one batch of logits cost about 5 ms, and entity prediction at ``onnxruntime``/``int8`` about
+    25% slower (``scripts/bench_softmax.py``, ``docs/results/bench-softmax.txt``).
+
+    Example:
+        >>> softmax(torch.tensor([[0.0, 0.0], [0.0, 100.0]])).round(3).tolist()
+        [[0.5, 0.5], [0.0, 1.0]]
+    """
+    x = logits.detach().float().cpu().numpy()
+    x = np.exp(x - x.max(axis=-1, keepdims=True))
+    return x / x.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(logits: torch.Tensor) -> np.ndarray:
+    """Independent probabilities of a runner's logits, as a float32 numpy array (numpy, as :func:`softmax`).
+
+    Example:
+        >>> sigmoid(torch.tensor([0.0, 100.0, -100.0])).round(3).tolist()
+        [0.5, 1.0, 0.0]
+    """
+    x = logits.detach().float().cpu().numpy()
+    # exp of a large negative logit overflows to inf, which still gives the right limit (0) with a warning.
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 def add_runtime_arguments(parser) -> None:
