@@ -115,7 +115,25 @@ def test_int8_tables_hold_what_the_int8_predictor_finds(run, archive, tmp_path):
     got = tables(out)["entities"]
     assert sorted(zip(got.start, got.end, got.label)) == sorted((e.start, e.end, e.label) for p in preds
                                                                  for e in p.entities)
-    assert json.loads((out / "_manifest.json").read_text())["job"]["precision"] == "int8"
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["job"]["precision"] == "int8" and manifest["job"]["int8_weights"] == "per-channel"
+
+
+def test_an_int8_table_of_the_per_tensor_scheme_is_not_resumed(run, archive, tmp_path, capsys):
+    """A manifest from before int8 went per channel has no ``int8_weights``: at int8 it was per tensor,
+    and a resumed run would mix the two schemes' rows in one table. At fp32 nothing changed."""
+    _, (a, _, _), _ = archive
+    for precision, expected in (("int8", 2), ("fp32", 0)):
+        out = tmp_path / precision
+        assert extract(run, [a], out, "--precision", precision) == 0
+        manifest = json.loads((out / "_manifest.json").read_text())
+        del manifest["job"]["int8_weights"]  # as the older version wrote it
+        manifest["complete"] = False
+        (out / "_manifest.json").write_text(json.dumps(manifest))
+        capsys.readouterr()
+        assert extract(run, [a], out, "--precision", precision) == expected
+        if expected:
+            assert "int8_weights (per-tensor -> per-channel)" in capsys.readouterr().err
 
 
 def _meta(out):

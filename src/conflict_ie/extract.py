@@ -111,6 +111,7 @@ def cmd_extract(args) -> int:
     from conflict_ie.extract_manifest import REJECTS, Job, Manifest, finish, model_fingerprint, open_output
     from conflict_ie.extract_manifest import remove_uncommitted
     from conflict_ie.extract_tables import RESERVED
+    from conflict_ie.runtime import INT8_WEIGHTS
 
     started = time.monotonic()
     _check_args(args)
@@ -121,7 +122,7 @@ def cmd_extract(args) -> int:
     job = Job(model_fingerprint(model), [f.stat_key() for f in files], args.id_field, args.text_field,
               args.shard_size, float(args.threshold),
               None if args.relation_threshold is None else float(args.relation_threshold), args.engine,
-              args.precision, args.backend)
+              args.precision, args.backend, INT8_WEIGHTS if args.precision == "int8" else "none")
     out = Path(args.output)
     for value in args.input:
         folder = Path(value)

@@ -68,10 +68,17 @@ class Job:
     threshold: float
     relation_threshold: float | None
     engine: str
-    # int8 finds about 80% of fp32's exact spans: a table must not mix the two. Defaults read the
+    # int8 finds about 88-91% of fp32's exact spans: a table must not mix the two. Defaults read the
     # manifests written before these options existed (fp32 on torch, the only choice then).
     precision: str = "fp32"
     backend: str = "torch"
+    # How int8 weights were quantized ("none" at other precisions); a manifest written before this
+    # was recorded and at int8 was per tensor (``runtime.INT8_WEIGHTS``).
+    int8_weights: str | None = None
+
+    def __post_init__(self):
+        if self.int8_weights is None:
+            object.__setattr__(self, "int8_weights", "per-tensor" if self.precision == "int8" else "none")
 
     def differences(self, other: "Job") -> list[str]:
         """What differs from ``other``, in words.
