@@ -55,6 +55,10 @@ SUPPORTED = (("torch", "fp32"), ("torch", "bf16"), ("torch", "int8"),
              ("torch-compile", "fp32"), ("torch-compile", "bf16"),
              ("onnxruntime", "fp32"), ("onnxruntime", "int8"))
 
+#: How int8 weights are quantized (recorded by ``extract``'s manifest: a resumed table must not mix
+#: schemes). Before this scheme, int8 used one scale per weight matrix ("per-tensor").
+INT8_WEIGHTS = "per-channel"
+
 #: ``runner(*inputs) -> float32 tensor``, the inputs in the order of ``make_runner``'s ``inputs``.
 Runner = Callable[..., torch.Tensor]
 
@@ -69,7 +73,7 @@ def softmax(logits: torch.Tensor) -> np.ndarray:
     Runtime pass its worker threads spin for a while, and a torch op that wakes torch's own
     OpenMP threads then competes with them for the cores. On 2 cores that made the softmax of
     one batch of logits cost about 5 ms, and entity prediction at ``onnxruntime``/``int8`` about
-    25% slower (``scripts/bench_softmax.py``, ``docs/results/bench-softmax.txt``).
+    18% slower (``scripts/bench_softmax.py``, ``docs/results/bench-softmax.txt``).
 
     Example:
         >>> softmax(torch.tensor([[0.0, 0.0], [0.0, 100.0]])).round(3).tolist()
