@@ -23,6 +23,24 @@ def schema():
     return LabelSchema.load("conflict")
 
 
+def load_script(name: str):
+    """``scripts/NAME.py`` imported as a module, for tests of the scripts' functions and ``main``.
+
+    ``scripts/`` goes on ``sys.path``, since scripts import each other (``bench_predict``,
+    ``compare_relations``), and the module into ``sys.modules``, since a script's dataclasses look
+    their module up there while the class is made.
+    """
+    import importlib.util
+
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def shared_or_skip(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

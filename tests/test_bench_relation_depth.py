@@ -1,19 +1,9 @@
 """``scripts/bench_relation_depth.py`` on the tiny trained run: the cut relation encoder and the asked-for
 marker layout are the ones timed."""
 
-import importlib.util
-from pathlib import Path
+from conftest import load_script
 
 from conflict_ie.predictor import Predictor
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_relation_depth", ROOT / "scripts/bench_relation_depth.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
 
 
 def test_only_the_kept_layers_run_and_every_depth_is_reported(world, capsys, monkeypatch):
@@ -29,7 +19,7 @@ def test_only_the_kept_layers_run_and_every_depth_is_reported(world, capsys, mon
         return pred
 
     monkeypatch.setattr(Predictor, "from_pretrained", spy)
-    assert load_script().main(["--model", str(tmp / "run"), "--layers", "1", "--rounds", "1"]) == 0
+    assert load_script("bench_relation_depth").main(["--model", str(tmp / "run"), "--layers", "1", "--rounds", "1"]) == 0
     assert calls[0] > 0 and calls[1] == 0
     assert len(loaded[0].relation_model.model.encoder.encoder.layer) == 2  # put back afterwards
     out = capsys.readouterr().out
@@ -40,7 +30,7 @@ def test_only_the_kept_layers_run_and_every_depth_is_reported(world, capsys, mon
 
 def test_more_layers_than_the_run_has_is_refused(world, capsys):
     tmp, _ = world
-    assert load_script().main(["--model", str(tmp / "run"), "--layers", "3", "--rounds", "1"]) == 2
+    assert load_script("bench_relation_depth").main(["--model", str(tmp / "run"), "--layers", "3", "--rounds", "1"]) == 2
     assert "has 2 layers; asked for 3" in capsys.readouterr().err
 
 
@@ -58,7 +48,7 @@ def test_each_marker_layout_is_the_one_packed(world, capsys, monkeypatch):
     loaded, from_pretrained = [], Predictor.from_pretrained
     monkeypatch.setattr(Predictor, "from_pretrained", lambda *a, **k: loaded.append(from_pretrained(*a, **k))
                         or loaded[-1])
-    script = load_script()
+    script = load_script("bench_relation_depth")
     assert script.main(["--model", str(tmp / "run"), "--layers", "2", "--markers", "start_end", "start",
                         "--rounds", "1"]) == 0
     assert seen and set(seen) == {"start_end", "start"} and seen[-1] == "start"

@@ -1,17 +1,12 @@
 """``scripts/bench_relation_packing.py`` on the tiny trained run: both packings find the same relations
 and the script says so (its exit status is what ``make bench`` users read first)."""
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import load_script
 
 
 def test_both_packings_find_the_same_relations(world, capsys):
     tmp, _ = world
-    spec = importlib.util.spec_from_file_location("bench_relation_packing", ROOT / "scripts/bench_relation_packing.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("bench_relation_packing")
     assert script.main(["--model", str(tmp / "run"), "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     # The tiny run's threshold is 0: every allowed pair is a relation, so there are many to compare.

@@ -1,33 +1,22 @@
 """``scripts/bench_softmax.py`` on the tiny trained run: both ways are timed on the same Predictor, the
 shipped numpy softmax is put back afterwards, and the two ways give the same probabilities."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import torch
+from conftest import load_script
 
 from conflict_ie import predictor as predictor_module
 from conflict_ie.runtime import softmax
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_softmax", ROOT / "scripts/bench_softmax.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
 
 def test_the_baseline_and_the_shipped_softmax_agree():
     logits = torch.randn(3, 7, 5) * 20
-    np.testing.assert_allclose(load_script().torch_softmax(logits), softmax(logits), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(load_script("bench_softmax").torch_softmax(logits), softmax(logits), rtol=1e-5, atol=1e-7)
 
 
 def test_both_ways_are_timed_and_the_shipped_one_is_restored(world, capsys, monkeypatch):
     tmp, _ = world
-    script = load_script()
+    script = load_script("bench_softmax")
     used = []
     monkeypatch.setattr(script, "torch_softmax", lambda x, f=script.torch_softmax: used.append("torch") or f(x))
     assert script.main(["--model", str(tmp / "run"), "--rounds", "1", "--choices", "torch/fp32"]) == 0

@@ -2,30 +2,22 @@
 teacher as the weight says, the teacher-initialised student holds the teacher's weights, and the
 whole script trains and scores a shallower student that the shipped extractor reads."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from conflict_ie.corpus import documents_of, load_corpus
 from conflict_ie.relation_data import RelationEncoder, training_rows
 from conflict_ie.relation_inference import RelationExtractor
 from conflict_ie.relation_model import RelationModel
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def script():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location("experiment_distill_relations",
-                                                  ROOT / "scripts/experiment_distill_relations.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiment_distill_relations")
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,15 @@
 """``scripts/effect_re3d.py``'s page: the numbers it prints come from its results file, and a
 difference is called noise only when it is."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def effect():
-    spec = importlib.util.spec_from_file_location("effect_re3d", ROOT / "scripts/effect_re3d.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("effect_re3d")
 
 
 def block(f1, per_label, rel=None):

@@ -2,13 +2,11 @@
 the shipped relation model's packed pass computes for its markers, when both read the same text."""
 
 import functools
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import load_script
 
 from conflict_ie.corpus import documents_of, load_corpus
 from conflict_ie.documents import Span
@@ -16,18 +14,11 @@ from conflict_ie.predictor import Predictor
 from conflict_ie.relation_data import RelationCollator, RelationEncoder
 from conflict_ie.relation_inference import RelationExtractor
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def script():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location("experiment_marker_stream",
-                                                  ROOT / "scripts/experiment_marker_stream.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiment_marker_stream")
 
 
 def test_markers_read_given_text_states_as_the_packed_pass_does(script, world):

@@ -1,30 +1,21 @@
 """``scripts/relations_page.py`` and ``scripts/compare_relations.py``'s summary: the page's means come
 from the results, a difference is called noise only when it is, and one seed gets no verdict."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"scripts/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def page():
-    return load("relations_page")
+    return load_script("relations_page")
 
 
 @pytest.fixture(scope="module")
 def compare():
-    return load("compare_relations")
+    return load_script("compare_relations")
 
 
 def results(compare, label, gold_values):

@@ -1,28 +1,22 @@
 """``scripts/experiment_shared_encoder.py`` on the tiny trained run: the entity states it reads are
 the encoder's own, and the shipped relation model's column is what the full Predictor scores."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from conflict_ie.corpus import documents_of, load_corpus
 from conflict_ie.documents import Span
 from conflict_ie.evaluation import gold_relation_keys, relation_key, relation_scores
 from conflict_ie.predictor import Predictor
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("experiment_shared_encoder",
-                                                  ROOT / "scripts/experiment_shared_encoder.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiment_shared_encoder")
 
 
 def test_states_of_a_short_text_are_one_encoder_pass(script, world):
