@@ -207,7 +207,7 @@ def onnx_file(model: nn.Module, output: str, precision: str, cache: Path | None,
     if precision == "fp32":
         return fp32
     # Named by the quantization scheme too, so that an export made under an older scheme is not reused.
-    int8 = folder / f"{name}-{key}-int8-per-channel.onnx"
+    int8 = folder / f"{name}-{key}-int8-{INT8_WEIGHTS}.onnx"
     if not int8.exists():
         import logging
 
