@@ -220,8 +220,8 @@ def onnx_file(model: nn.Module, output: str, precision: str, cache: Path | None,
         root.setLevel(logging.ERROR)
         try:
             # Per output channel: a scale per row of each weight matrix instead of one per matrix. On the
-            # demo model it reproduced 91% of fp32's entities instead of 79%, at the same speed
-            # (docs/results/bench-predict.txt).
+            # demo model it reproduced 91% of fp32's entities instead of 79% (docs/results/bench-predict.txt
+            # and bench-predict-before-softmax.txt); speed: README, Speed.
             quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
         finally:
             root.setLevel(level)
@@ -235,7 +235,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     """``model`` with its Linear layers dynamically quantized to int8, one weight scale per output channel.
 
     Per output channel, as the ONNX Runtime export: on the demo model it kept 88% of fp32's
-    entities instead of 78% with one scale per matrix, at the same speed.
+    entities instead of 78% with one scale per matrix (speed: README, *Speed*).
 
     Example:
         >>> quantize_int8(nn.Sequential(nn.Linear(4, 3)))[0].weight().qscheme()
