@@ -183,6 +183,7 @@ def relation_batches(predictor, texts: Sequence[str], batch_size: int = 8) -> li
         group = rows[i : i + batch_size]
         dense = rx._collate(group)
         dense["lengths"] = [len(r["input_ids"]) for r in group]
+        dense["text_tokens"] = sum(r["groups"].count(-1) for r in group)
         out.append((dense, sparse_inputs([r["groups"] for r in group], dense["input_ids"].shape[1],
                                          torch.finfo(torch.float).min)))
     return out
@@ -293,8 +294,9 @@ def main(argv=None) -> int:
               "through transformers' AttentionInterface", file=sys.stderr)
         return 2
     tokens = sum(sum(d["lengths"]) for d, _ in batches)
-    print(f"{len(texts)} texts, {len(batches)} relation batches of up to 8 rows, {tokens} tokens "
-          f"(widest row {batches[0][0]['input_ids'].shape[1]})")
+    text = sum(d["text_tokens"] for d, _ in batches)
+    print(f"{len(texts)} texts, {len(batches)} relation batches of up to 8 rows, {tokens} tokens: {text} of text, "
+          f"{tokens - text} markers (widest row {batches[0][0]['input_ids'].shape[1]})")
     worst = max_difference(dense_encoder, sparse_encoder, batches)
     print(f"largest state difference, dense mask vs sparse attention (torch fp32): {worst:.2e}")
     if worst > 1e-3:
@@ -307,7 +309,7 @@ def main(argv=None) -> int:
         "torch fp32, sparse attention": lambda: [sparse_encoder(**dict(zip(INPUTS, sparse_args(d, s))))
                                                  for d, s in batches],
     }
-    ops = None
+    ops: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_onnx:
             shipped = onnx_file(dense_encoder, "last_hidden_state", "int8", Path(args.model) / "onnx", "relations",
@@ -318,7 +320,10 @@ def main(argv=None) -> int:
                 dense_ort.run(None, feed(INPUTS[:4], dense_args(d))) for d, _ in batches]
             sides["onnxruntime int8, sparse attention"] = lambda: [
                 sparse_ort.run(None, feed(INPUTS, sparse_args(d, s))) for d, s in batches]
-            ops = operator_times(shipped, INPUTS[:4], [dense_args(d) for d, _ in batches], Path(tmp))
+            ops["shipped int8 export (dense mask)"] = operator_times(shipped, INPUTS[:4],
+                                                                     [dense_args(d) for d, _ in batches], Path(tmp))
+            ops["sparse int8 export"] = operator_times(sparse_int8, INPUTS, [sparse_args(d, s) for d, s in batches],
+                                                       Path(tmp))
         best = {name: float("inf") for name in sides}
         with torch.inference_mode():
             for r in range(args.rounds):
@@ -329,13 +334,13 @@ def main(argv=None) -> int:
     print(f"\nrelation encoder over every batch, best of {args.rounds} interleaved rounds, 2 threads:")
     for name, seconds in best.items():
         print(f"  {name:42s} {seconds:6.2f} s")
-    if ops:
-        total = sum(ops.values())
+    for side, times in ops.items():
+        total = sum(times.values())
         # The attention's own kernels: its two batched products (ORT fuses the scaling into one of
         # them: FusedMatMul) and the softmax; the mask's Add is counted with the other Adds (biases).
-        attention = sum(ops.get(k, 0.0) for k in ("FusedMatMul", "MatMul", "Softmax"))
-        print(f"\nshipped int8 export, by operator (ORT profiler; {total / 1000:.2f} s of kernels):")
-        for name, ms in sorted(ops.items(), key=lambda kv: -kv[1])[:10]:
+        attention = sum(times.get(k, 0.0) for k in ("FusedMatMul", "MatMul", "Softmax"))
+        print(f"\n{side}, by operator (ORT profiler, one pass over the batches; {total / 1000:.2f} s of kernels):")
+        for name, ms in sorted(times.items(), key=lambda kv: -kv[1])[:12]:
             print(f"  {name:28s} {ms:8.1f} ms  {ms / total:6.1%}")
         print(f"  attention products and softmax: {attention / total:.1%} of the kernel time")
     return 0
