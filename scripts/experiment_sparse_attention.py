@@ -16,8 +16,8 @@ weights run unchanged) and exported to ONNX like the shipped encoder.
 
 On the run's relation batches (the bench's 52 texts, the entities the run finds) the script
 checks that both ways give the same states (it fails otherwise), times both interleaved with
-torch fp32 (the shipped path: SDPA with the dense mask) and ONNX Runtime int8, and profiles the
-shipped int8 export by operator, to show what share of its time the attention takes.
+torch fp32 (the shipped path: SDPA with the dense mask) and ONNX Runtime int8, and profiles both
+int8 exports by operator, to show what share of their time the attention takes.
 Results: ``docs/results/sparse-attention.txt``; conclusion: ``docs/fast-relations.md``.
 """
 
@@ -58,9 +58,17 @@ def levitated_attention(module, query: torch.Tensor, key: torch.Tensor, value: t
     ``(batch, 1, 1, T)`` additive, over the first ``T`` keys (the text); ``partners``: ``(batch,
     length, k)`` key positions each query also sees, ``partner_mask`` their additive mask.
     Returns ``(batch, length, heads, head size)`` and no weights, as transformers' eager attention.
+
+    Example:
+        >>> q = k = v = torch.randn(1, 2, 5, 4)  # batch, heads, 3 text tokens + 2 markers of one job, head size
+        >>> masks = sparse_inputs([[-1, -1, -1, 0, 0]], 5, torch.finfo(torch.float).min)
+        >>> out, _ = levitated_attention(None, q, k, v, masks["attention_mask"], scaling=0.5,
+        ...                              partners=masks["partners"], partner_mask=masks["partner_mask"])
+        >>> out.shape
+        torch.Size([1, 5, 2, 4])
     """
     if partners is None or partner_mask is None:
-        raise ValueError("levitated_attention needs partners and partner_mask (RelationCollator(sparse=True))")
+        raise ValueError("levitated_attention needs partners and partner_mask (see sparse_inputs)")
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     text = attention_mask.size(-1)
