@@ -177,13 +177,12 @@ def sparse_inputs(groups: Sequence[Sequence[int]], width: int, hide: float
 def relation_batches(predictor, texts: Sequence[str], batch_size: int = 8) -> list[tuple[dict, dict]]:
     """The relation encoder's batches for ``texts`` as the Predictor makes them (its own entities,
     rows longest first): per batch the dense collator's tensors and :func:`sparse_inputs`."""
-    from conflict_ie.documents import Span
-
     rx = predictor.relation_model
     rows = []
-    for pred in predictor.predict_batch(texts, batch_size=batch_size):
-        spans = [Span(e.id, e.start, e.end, e.label) for e in pred.entities]
-        for window, jobs in rx.encoder.jobs(rx.encoder.prepare(pred.text), spans):
+    # The entity pass alone: the relations it would add are not needed to build their inputs.
+    for text, found in zip(texts, predictor.ner(texts, batch_size=batch_size)):
+        spans = [span for span, _ in found.spans]
+        for window, jobs in rx.encoder.jobs(rx.encoder.prepare(text), spans):
             rows += rx.encoder.pack(window, jobs)
     rows.sort(key=lambda r: -len(r["input_ids"]))
     out = []

@@ -175,7 +175,6 @@ def test_torch_compile_failure_is_a_clear_error(monkeypatch):
         check_runtime("int8", "torch-compile")
 
 
-
 def test_int8_weights_have_a_scale_per_output_channel(world):
     """Both int8 paths quantize per channel (one scale per weight row): on the demo model that kept 88-91% of
     fp32's entities instead of 78-79% with one scale per matrix."""
