@@ -18,10 +18,19 @@ reads as it is. Results: ``docs/relation-distillation.md``.
 ``relations.encoder_layers`` does; ``--init teacher`` from the teacher's first layers, its marker
 embeddings and its heads.
 
+A teacher fits the rows it was trained on almost exactly, so on those rows its probabilities are
+nearly the gold labels. ``--cross-fit K`` labels each training row with a teacher that never saw its
+document instead: the training documents are dealt into K folds (a fixed shuffle), one full-depth
+teacher is trained per fold on the other folds with the config file's settings and seed 1 (kept in
+``RUN/teacher-fold-F-of-K`` and reused), and each fold's rows take that fold's teacher's targets.
+The student's rows are the same rows as without it: same sampling, same seed.
+
     python scripts/experiment_distill_relations.py --run runs/demo --seeds 1 2 3 \\
         --split validation test --set relations.encoder_layers=3 --out distilled.json
     python scripts/experiment_distill_relations.py --run runs/demo --set relations.encoder_layers=3 \\
         --gap 1 3 --out unused.json   # how far the teacher's probabilities are from gold
+    python scripts/experiment_distill_relations.py --run runs/demo --seeds 1 2 3 --cross-fit 3 \\
+        --temperature 3 --split validation test --set relations.encoder_layers=3 --out cross-fitted.json
 
 The results file has ``scripts/compare_relations.py``'s layout, so ``scripts/relations_page.py``
 compares it with that script's files.
@@ -32,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -45,7 +55,7 @@ from torch import nn
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from conflict_ie.relation_data import RelationCollator  # noqa: E402
+from conflict_ie.relation_data import RelationCollator, RelationEncoder  # noqa: E402
 from conflict_ie.relation_model import RelationModel  # noqa: E402
 
 
@@ -71,27 +81,85 @@ class DistillCollator(RelationCollator):
                 target[at, a[2]] += 1 - w
                 at += 1
         batch["attr_target"] = target
+        # Which tokens are real, for hidden-state distillation: padding is not learned from.
+        lengths = torch.tensor([len(r["input_ids"]) for r in rows])
+        batch["real_tokens"] = torch.arange(batch["input_ids"].shape[1])[None] < lengths[:, None]
         return batch
 
 
 class DistilledRelationModel(RelationModel):
     """``RelationModel`` whose attribute loss takes probability targets (``attr_target``); its
-    relation loss is the shipped one, on the mixed targets the collator gives."""
+    relation loss is the shipped one, on the mixed targets the collator gives.
+
+    With a teacher attached (``attach_hidden_teacher``), training also pulls each of the student's
+    layers towards the teacher layer at the same relative depth (student layer ``l`` of ``S`` to
+    teacher layer ``round(l * T / S)``): the mean squared difference of their states over the real
+    tokens, text and markers, averaged over the layers and added with a weight to the loss (hidden-
+    state distillation, as in TinyBERT, Jiao et al. 2020). The teacher is held outside the module's
+    weights, so it is neither trained nor saved."""
+
+    hidden_teacher: RelationModel | None = None
+    hidden_weight: float = 0.0
+
+    def attach_hidden_teacher(self, teacher: RelationModel, weight: float) -> None:
+        """Train against ``teacher``'s hidden states with ``weight``; the teacher is frozen, in eval mode.
+
+        Example:
+            >>> # student.attach_hidden_teacher(RelationModel.from_pretrained("runs/demo/relations"), 1.0)
+        """
+        teacher.eval().requires_grad_(False)
+        # object.__setattr__: an nn.Module attribute would register the teacher as a submodule.
+        object.__setattr__(self, "hidden_teacher", teacher)
+        self.hidden_weight = weight
 
     def forward(self, input_ids, attention_mask, position_ids, pair_index, attr_index, rel_labels=None,
-                rel_mask=None, attr_label=None, pair_between=None, attr_target=None):
-        out = super().forward(input_ids, attention_mask, position_ids, pair_index, attr_index, rel_labels=rel_labels,
-                              rel_mask=rel_mask, attr_label=None, pair_between=pair_between)
+                rel_mask=None, attr_label=None, pair_between=None, attr_target=None, real_tokens=None):
         if attr_target is None:
-            return out
-        losses = [out["loss"]] if rel_labels is not None and len(rel_labels) else []
+            return super().forward(input_ids, attention_mask, position_ids, pair_index, attr_index,
+                                   rel_labels=rel_labels, rel_mask=rel_mask, attr_label=attr_label,
+                                   pair_between=pair_between)
+        teacher = self.hidden_teacher if self.hidden_weight else None
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
+                  "token_type_ids": torch.zeros_like(input_ids)}
+        enc = self.encoder(**inputs, output_hidden_states=teacher is not None)
+        out = self.heads(enc.last_hidden_state, pair_index, attr_index, pair_between)
+        losses = []
+        if rel_labels is not None and len(rel_labels):
+            # The shipped relation loss: only the labels the schema allows for the pair are learned.
+            each = nn.functional.binary_cross_entropy_with_logits(out["relation_logits"], rel_labels, reduction="none")
+            mask = rel_mask if rel_mask is not None else torch.ones_like(each)
+            losses.append((each * mask).sum() / mask.sum().clamp(min=1.0))
         for k, logits in enumerate(out["attribute_logits"]):
             mine = attr_index[:, 2] == k
             if mine.any():
                 losses.append(nn.functional.cross_entropy(logits[mine], attr_target[mine, : logits.shape[-1]]))
-        if losses:
-            out["loss"] = torch.stack(losses).mean()
+        loss = torch.stack(losses).mean() if losses else enc.last_hidden_state.sum() * 0.0
+        if teacher is not None:
+            if real_tokens is None:
+                raise ValueError("hidden-state distillation needs real_tokens (DistillCollator gives it)")
+            with torch.no_grad():
+                theirs = teacher.encoder(**inputs, output_hidden_states=True).hidden_states
+            loss = loss + self.hidden_weight * hidden_state_gap(enc.hidden_states, theirs, real_tokens)
+        out["loss"] = loss
         return out
+
+
+def hidden_state_gap(mine, theirs, real_tokens: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between each of the student's layers (``mine[1:]``) and the teacher
+    layer at the same relative depth, over the real tokens (``real_tokens``: ``(batch, width)``
+    booleans), averaged over the student's layers. Index 0 of both is the embeddings, not matched.
+
+    Example:
+        >>> s = [torch.zeros(1, 2, 4)] * 2
+        >>> t = [torch.zeros(1, 2, 4), torch.ones(1, 2, 4), torch.full((1, 2, 4), 3.0)]
+        >>> hidden_state_gap(s, t, torch.tensor([[True, False]])).item()   # layer 1 of 1 reads teacher layer 2
+        9.0
+    """
+    n_mine, n_theirs = len(mine) - 1, len(theirs) - 1
+    keep = real_tokens[..., None].to(mine[-1].dtype)
+    gaps = [(((mine[layer] - theirs[round(layer * n_theirs / n_mine)]) ** 2) * keep).sum()
+            / (keep.sum() * mine[layer].shape[-1]).clamp(min=1.0) for layer in range(1, n_mine + 1)]
+    return torch.stack(gaps).mean()
 
 
 @torch.inference_mode()
@@ -120,6 +188,86 @@ def teacher_targets(teacher: RelationModel, rows: list[dict], pad_id: int, batch
         for row, (rel, attr) in zip(chunk, split_by_row(shapes, out)):
             row["teacher_rel"] = rel.tolist()
             row["teacher_attr"] = [a.tolist() for a in attr]
+
+
+class DocumentTaggingEncoder(RelationEncoder):
+    """The shipped ``RelationEncoder`` that tags every packed row with the index of its document
+    (``doc``) in the order ``training_rows`` reads them, so that cross-fitting can give each row the
+    teacher of its document's fold. ``training_rows`` calls ``prepare`` once per document, first;
+    the tag travels with the row (``training_rows`` keeps the keys that ``pack`` adds), and the
+    collator ignores it. Unlike the shipped encoder it counts, so it serves one ``training_rows``
+    call only.
+
+    Example:
+        >>> # enc = DocumentTaggingEncoder(tokenizer, schema, 128, 1, 80, markers="start")
+        >>> # rows, _ = training_rows(docs, enc, negative_ratio=3, seed=1); rows[0]["doc"]   # -> 0
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The frozen dataclass refuses only its own fields on a subclass, so the counter may change.
+        self.doc = -1
+
+    def prepare(self, text):
+        self.doc += 1
+        return super().prepare(text)
+
+    def pack(self, window, jobs, stats=None):
+        packed = super().pack(window, jobs, stats)
+        for p in packed:
+            p["doc"] = self.doc
+        return packed
+
+
+def document_folds(n_docs: int, k: int, seed: int = 0) -> list[int]:
+    """The fold (0 to k-1) of each of ``n_docs`` documents: a fixed shuffle, then dealt in turn, so
+    fold sizes differ by one at most.
+
+    Example:
+        >>> sorted(document_folds(7, 3))
+        [0, 0, 0, 1, 1, 2, 2]
+    """
+    if not 2 <= k <= n_docs:
+        raise ValueError(f"cross-fitting needs 2 to {n_docs} folds (one document at least in each), not {k}")
+    order = list(range(n_docs))
+    random.Random(seed).shuffle(order)
+    fold = [0] * n_docs
+    for rank, doc in enumerate(order):
+        fold[doc] = rank % k
+    return fold
+
+
+def cross_fit_teachers(config, corpus, schema, run: Path, k: int) -> list[Path]:
+    """One full-depth teacher per fold of the training documents (``document_folds``), each trained
+    with ``config`` (the config file's settings, seed 1) on the other folds, in
+    ``run/teacher-fold-F-of-K``. A folder already there is reused when its ``held_out.json`` names
+    the same documents; otherwise it is an error rather than a stale teacher.
+
+    Example:
+        >>> # teachers = cross_fit_teachers(TrainConfig.load("runs/demo/train_config.yaml"), corpus, schema,
+        >>> #                               Path("runs/demo"), 3)
+    """
+    from conflict_ie.training import train_relations
+
+    train = corpus["train"]
+    folds = document_folds(len(train), k)
+    full = replace(config, seed=1, relations=replace(config.relations, encoder_layers=0))
+    out = []
+    for f in range(k):
+        held = [i for i, g in enumerate(folds) if g == f]
+        folder = run / f"teacher-fold-{f}-of-{k}"
+        record = folder / "held_out.json"
+        if (folder / "config.json").exists():
+            if not record.exists() or json.loads(record.read_text()) != held:
+                raise SystemExit(f"{folder} holds a teacher for other documents; remove it to train it again")
+        else:
+            print(f"training the teacher of fold {f} of {k} in {folder} ({len(held)} documents held out)", flush=True)
+            started = time.perf_counter()
+            train_relations(full, {"train": train.select([i for i, g in enumerate(folds) if g != f])}, schema, folder)
+            record.write_text(json.dumps(held))
+            print(f"teacher trained in {time.perf_counter() - started:.0f} s", flush=True)
+        out.append(folder)
+    return out
 
 
 def student_from_teacher(teacher: RelationModel, layers: int) -> DistilledRelationModel:
@@ -153,9 +301,12 @@ def teacher_gap(rows: list[dict]) -> float:
 
 
 def train_student(config, corpus, schema, teacher_dir: Path, out: Path, *, weight: float, init: str,
-                  temperature: float = 1.0):
+                  temperature: float = 1.0, cross_fit: list[Path] | None = None, hidden_weight: float = 0.0):
     """The student trained as ``training.train_relations`` trains the shipped model, on the teacher's
     rows and tokenizer, with distillation targets; saved to ``out``. Returns the row counts.
+    With ``cross_fit`` (``cross_fit_teachers``'s folders), each row's targets come from the teacher
+    of its document's fold instead of from ``teacher_dir``. With ``hidden_weight`` > 0 the student
+    also learns the teacher's hidden states (``DistilledRelationModel.attach_hidden_teacher``).
 
     Example:
         >>> # train_student(config, corpus, schema, Path("runs/demo/relations"), Path("student"), weight=0.5,
@@ -164,27 +315,43 @@ def train_student(config, corpus, schema, teacher_dir: Path, out: Path, *, weigh
     from transformers import AutoTokenizer, Trainer, set_seed
 
     from conflict_ie.corpus import documents_of
-    from conflict_ie.relation_data import RelationEncoder, training_rows
+    from conflict_ie.relation_data import training_rows
     from conflict_ie.training import new_relation_model, relation_training_arguments
 
     rc = config.relations
     set_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    teacher = RelationModel.from_pretrained(teacher_dir, use_safetensors=True)
-    if getattr(teacher.config, "markers", "start_end") != rc.markers:
-        raise ValueError(f"the teacher reads {teacher.config.markers!r} markers, the config {rc.markers!r}")
-    enc = RelationEncoder(tokenizer, schema, rc.max_length, rc.max_sentence_distance, rc.max_token_distance,
-                          attributes=schema.attributes, max_pairs=rc.max_pairs, markers=rc.markers)
-    rows, stats = training_rows(documents_of(corpus["train"], schema), enc, negative_ratio=rc.negative_ratio,
-                                seed=config.seed)
+    if cross_fit and (init == "teacher" or hidden_weight):
+        raise ValueError("a cross-fitted student has one teacher per fold, so it cannot start from a teacher "
+                         "or learn its hidden states")
+    tokenizer = AutoTokenizer.from_pretrained(cross_fit[0] if cross_fit else teacher_dir)
+    teacher = RelationModel.from_pretrained(teacher_dir, use_safetensors=True) if not cross_fit else None
+    # Tagging the rows with their documents changes nothing else: the same rows, sampled the same way.
+    enc = (DocumentTaggingEncoder if cross_fit else RelationEncoder)(
+        tokenizer, schema, rc.max_length, rc.max_sentence_distance, rc.max_token_distance,
+        attributes=schema.attributes, max_pairs=rc.max_pairs, markers=rc.markers)
+    docs = documents_of(corpus["train"], schema)
+    rows, stats = training_rows(docs, enc, negative_ratio=rc.negative_ratio, seed=config.seed)
     started = time.perf_counter()
-    teacher_targets(teacher, rows, tokenizer.pad_token_id, temperature=temperature)
+    if cross_fit:
+        if enc.doc != len(docs) - 1:
+            raise RuntimeError(f"tagged {enc.doc + 1} documents of {len(docs)}: training_rows changed its reading")
+        folds = document_folds(len(docs), len(cross_fit))
+        for f, folder in enumerate(cross_fit):
+            fold_teacher = RelationModel.from_pretrained(folder, use_safetensors=True)
+            check_markers(fold_teacher, rc.markers)
+            teacher_targets(fold_teacher, [r for r in rows if folds[r["doc"]] == f], tokenizer.pad_token_id,
+                            temperature=temperature)
+    else:
+        check_markers(teacher, rc.markers)
+        teacher_targets(teacher, rows, tokenizer.pad_token_id, temperature=temperature)
     stats["teacher_seconds"] = round(time.perf_counter() - started, 1)
     stats["teacher_gap"] = round(teacher_gap(rows), 4)
     if init == "teacher":
         model = student_from_teacher(teacher, rc.encoder_layers)
     else:
         model = new_relation_model(config, schema, len(tokenizer), DistilledRelationModel)
+    if hidden_weight:
+        model.attach_hidden_teacher(teacher, hidden_weight)
     del teacher
     n_choices = max((len(a.choices) for a in enc.attributes), default=1)
     trainer = Trainer(model=model, args=relation_training_arguments(config, out), train_dataset=rows,
@@ -195,6 +362,16 @@ def train_student(config, corpus, schema, teacher_dir: Path, out: Path, *, weigh
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return stats
+
+
+def check_markers(teacher: RelationModel, markers: str) -> None:
+    """Refuse a teacher whose marker layout is not the student's: their rows would differ.
+
+    Example:
+        >>> # check_markers(RelationModel.from_pretrained("runs/demo/relations"), "start")
+    """
+    if getattr(teacher.config, "markers", "start_end") != markers:
+        raise ValueError(f"the teacher reads {teacher.config.markers!r} markers, the config {markers!r}")
 
 
 def main(argv=None) -> int:
@@ -210,6 +387,13 @@ def main(argv=None) -> int:
     ap.add_argument("--weight", type=float, default=0.5, help="share of the teacher in every target")
     ap.add_argument("--init", choices=["base", "teacher"], default="base")
     ap.add_argument("--temperature", type=float, default=1.0, help="soften the teacher's probabilities")
+    ap.add_argument("--hidden-weight", type=float, default=0.0, metavar="W",
+                    help="also pull each student layer towards the teacher layer at the same relative depth, "
+                         "with this weight on the mean squared difference (0: off)")
+    ap.add_argument("--cross-fit", type=int, default=0, metavar="K",
+                    help="label each training row with a teacher that never saw its document: K full-depth "
+                         "teachers, one per fold, trained here with the config file's settings and seed 1 "
+                         "(kept in RUN/teacher-fold-F-of-K); --teacher is then not used")
     ap.add_argument("--out", required=True, help="JSON file for the results")
     ap.add_argument("--keep", help="save each seed's student in KEEP/seed-N (default: discarded)")
     ap.add_argument("--gap", type=float, nargs="+", metavar="T", help="train nothing: print the teacher's gap "
@@ -229,8 +413,14 @@ def main(argv=None) -> int:
     if not config.relations.encoder_layers:
         raise SystemExit("set relations.encoder_layers to the student's depth (e.g. --set relations.encoder_layers=3)")
     corpus, schema = load_corpus(run / "corpus")
+    if args.cross_fit and (args.gap or args.init == "teacher" or args.teacher or args.hidden_weight):
+        raise SystemExit("--cross-fit has one teacher per fold: it takes no --teacher, --init teacher, "
+                         "--hidden-weight or --gap")
     teacher = Path(args.teacher) if args.teacher else run / "relations"
-    if not (teacher / "config.json").exists():
+    if args.cross_fit:
+        folds = cross_fit_teachers(TrainConfig.load(args.config or run / "train_config.yaml"), corpus, schema, run,
+                                   args.cross_fit)
+    elif not (teacher / "config.json").exists():
         teacher = run / "teacher"
         if not (teacher / "config.json").exists():
             print(f"training the teacher in {teacher}", flush=True)
@@ -245,20 +435,27 @@ def main(argv=None) -> int:
     ner = Predictor.from_pretrained(run, relations=False)
     splits = {name: documents_of(corpus[name], schema) for name in args.split}
     spans = {name: [[s for s, _ in o.spans] for o in ner.ner([d.text for d in docs])] for name, docs in splits.items()}
+    fitted = f", cross-fitted over {args.cross_fit} folds" if args.cross_fit else ""
+    fitted += f", hidden states at weight {args.hidden_weight}" if args.hidden_weight else ""
     results = {"label": f"{config.relations.encoder_layers} layers distilled (weight {args.weight}, "
-                        f"init {args.init}, temperature {args.temperature})", "run": str(run), "teacher": str(teacher),
-               "overrides": args.set, "weight": args.weight, "init": args.init, "temperature": args.temperature,
-               "seeds": {}}
-    rx_teacher = RelationExtractor.from_pretrained(teacher, schema=schema)
-    results["teacher_scores"] = {name: split_scores(rx_teacher, docs, spans[name]) for name, docs in splits.items()}
-    print(json.dumps({"teacher": {k: {m: v[m] for m in ("gold_f1", "e2e_f1", "casualty_type_accuracy")}
-                                  for k, v in results["teacher_scores"].items()}}), flush=True)
+                        f"init {args.init}, temperature {args.temperature}{fitted})", "run": str(run),
+               "teacher": [str(f) for f in folds] if args.cross_fit else str(teacher), "overrides": args.set,
+               "weight": args.weight, "init": args.init, "temperature": args.temperature, "cross_fit": args.cross_fit,
+               "hidden_weight": args.hidden_weight, "seeds": {}}
+    # A fold's teacher saw fewer documents than a full teacher: its scores say how much that costs.
+    for key, folder in ([(f"teacher_scores_fold_{f}", d) for f, d in enumerate(folds)] if args.cross_fit
+                        else [("teacher_scores", teacher)]):
+        rx_teacher = RelationExtractor.from_pretrained(folder, schema=schema)
+        results[key] = {name: split_scores(rx_teacher, docs, spans[name]) for name, docs in splits.items()}
+        print(json.dumps({key: {k: {m: v[m] for m in ("gold_f1", "e2e_f1", "casualty_type_accuracy")}
+                                for k, v in results[key].items()}}), flush=True)
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = replace(config, seed=seed)
             started = time.perf_counter()
             stats = train_student(cfg, corpus, schema, teacher, Path(tmp) / "rel", weight=args.weight, init=args.init,
-                                  temperature=args.temperature)
+                                  temperature=args.temperature, cross_fit=folds if args.cross_fit else None,
+                                  hidden_weight=args.hidden_weight)
             seconds = time.perf_counter() - started
             rx = RelationExtractor.from_pretrained(Path(tmp) / "rel", schema=schema)
             row = {"train_seconds": round(seconds, 1), "train_stats": stats}

@@ -155,3 +155,160 @@ def test_a_missing_teacher_is_trained_at_full_depth_with_the_config_files_settin
     own = training.TrainConfig.load(run / "train_config.yaml").relations.epochs
     assert seen == [(1, 0, own)] and own != 1
     assert RelationModel.from_pretrained(run / "teacher", use_safetensors=True).config.encoder.num_hidden_layers == 2
+
+
+def test_folds_deal_documents_evenly_and_the_same_way_each_time(script):
+    folds = script.document_folds(10, 3)
+    assert folds == script.document_folds(10, 3)
+    assert sorted(folds.count(f) for f in range(3)) == [3, 3, 4]
+    assert folds != sorted(folds)  # shuffled, so a fold is not one stretch of the corpus
+    for bad in (1, 11):
+        with pytest.raises(ValueError, match="folds"):
+            script.document_folds(10, bad)
+
+
+def test_tagged_rows_are_the_shipped_rows_each_with_its_document(script, world):
+    tmp, _ = world
+    corpus, schema = load_corpus(tmp / "run" / "corpus")
+    tok = RelationExtractor.from_pretrained(tmp / "run" / "relations", schema=schema).encoder.tokenizer
+    docs = documents_of(corpus["train"], schema)
+    args = (tok, schema, 48, 1, 80)
+    tagging = script.DocumentTaggingEncoder(*args, attributes=schema.attributes, max_pairs=4)
+    tagged, _ = training_rows(docs, tagging, negative_ratio=3, seed=1)
+    shipped, _ = training_rows(docs, RelationEncoder(*args, attributes=schema.attributes, max_pairs=4),
+                               negative_ratio=3, seed=1)
+    assert [{k: v for k, v in r.items() if k != "doc"} for r in tagged] == shipped
+    # Every negative kept (no sampling), a document's rows alone are the rows tagged with it (the
+    # rows are shuffled at the end, so compared as sets).
+    tagged, _ = training_rows(docs, script.DocumentTaggingEncoder(*args, attributes=schema.attributes, max_pairs=4),
+                              negative_ratio=-1, seed=1)
+    assert len({r["doc"] for r in tagged}) > 1
+    for i, doc in enumerate(docs):
+        alone, _ = training_rows([doc], RelationEncoder(*args, attributes=schema.attributes, max_pairs=4),
+                                 negative_ratio=-1, seed=1)
+        mine = [{k: v for k, v in r.items() if k != "doc"} for r in tagged if r["doc"] == i]
+        assert sorted(map(json.dumps, mine)) == sorted(map(json.dumps, alone))
+
+
+def test_each_row_is_labelled_by_the_teacher_that_never_saw_its_document(script, world, tmp_path, monkeypatch):
+    import shutil
+
+    from conflict_ie.config import TrainConfig
+
+    tmp, _ = world
+    corpus, schema = load_corpus(tmp / "run" / "corpus")
+    teachers = []
+    for f in range(2):
+        shutil.copytree(tmp / "run" / "relations", tmp_path / f"t{f}", ignore=shutil.ignore_patterns("checkpoints"))
+        teachers.append(tmp_path / f"t{f}")
+    seen, original = [], script.teacher_targets
+    monkeypatch.setattr(script, "teacher_targets", lambda teacher, rows, *a, **k: seen.append(
+        (teacher.config._name_or_path, [r["doc"] for r in rows])) or original(teacher, rows, *a, **k))
+    cfg = TrainConfig.load(tmp / "run" / "train_config.yaml", ["relations.encoder_layers=1", "relations.epochs=1"])
+    stats = script.train_student(cfg, corpus, schema, tmp / "missing", tmp_path / "rel", weight=0.5, init="base",
+                                 temperature=3, cross_fit=teachers)
+    folds = script.document_folds(len(corpus["train"]), 2)
+    assert [name for name, _ in seen] == [str(t) for t in teachers]
+    for f, (_, docs) in enumerate(seen):
+        assert docs and {folds[d] for d in docs} == {f}
+    assert sum(len(d) for _, d in seen) == stats["windows"]  # every row labelled once
+    with pytest.raises(ValueError, match="cannot start from a teacher"):
+        script.train_student(cfg, corpus, schema, tmp / "missing", tmp_path / "x", weight=0.5, init="teacher",
+                             cross_fit=teachers)
+
+
+def test_the_script_cross_fits_its_teachers_and_reuses_them(script, world, tmp_path, monkeypatch):
+    import shutil
+
+    from conflict_ie import training
+
+    tmp, _ = world
+    run = tmp_path / "run"
+    shutil.copytree(tmp / "run", run, ignore=shutil.ignore_patterns("checkpoints"))
+    args = ["--run", str(run), "--seeds", "1", "--split", "test", "--cross-fit", "2", "--temperature", "3",
+            "--set", "relations.encoder_layers=1", "--set", "relations.epochs=1", "--out", str(tmp_path / "c.json")]
+    trained, original = [], training.train_relations
+    monkeypatch.setattr(training, "train_relations", lambda c, corpus, *a, **k: trained.append(
+        (c.seed, c.relations.encoder_layers, len(corpus["train"]))) or original(c, corpus, *a, **k))
+    assert script.main(args) == 0
+    n = len(load_corpus(run / "corpus")[0]["train"])
+    folds = script.document_folds(n, 2)
+    assert sorted(trained) == sorted((1, 0, n - folds.count(f)) for f in range(2))
+    for f in range(2):
+        held = json.loads((run / f"teacher-fold-{f}-of-2" / "held_out.json").read_text())
+        assert held == [i for i in range(n) if folds[i] == f]
+    res = json.loads((tmp_path / "c.json").read_text())
+    assert res["cross_fit"] == 2 and len(res["teacher"]) == 2 and "teacher_scores_fold_1" in res
+    assert res["seeds"]["1"]["test"]["gold_f1"] is not None
+    # A second run reuses the teachers; one recorded for other documents is refused, not reused.
+    trained.clear()
+    assert script.main(args) == 0 and trained == []
+    (run / "teacher-fold-0-of-2" / "held_out.json").write_text("[0]")
+    with pytest.raises(SystemExit, match="other documents"):
+        script.main(args)
+    with pytest.raises(SystemExit, match="no --teacher"):
+        script.main(args + ["--init", "teacher"])
+
+
+def test_each_student_layer_is_compared_with_the_teacher_layer_at_its_relative_depth(script):
+    mine = [torch.zeros(1, 3, 2)] * 4  # embeddings and three layers
+    theirs = [torch.full((1, 3, 2), float(i)) for i in range(7)]  # embeddings and six layers
+    real = torch.tensor([[True, True, False]])
+    # Layers 1, 2, 3 read teacher layers 2, 4, 6: squared gaps 4, 16, 36.
+    assert script.hidden_state_gap(mine, theirs, real).item() == pytest.approx((4 + 16 + 36) / 3)
+    # Padding is not compared: a gap there changes nothing.
+    theirs[2] = theirs[2].clone()
+    theirs[2][0, 2] = 100.0
+    assert script.hidden_state_gap(mine, theirs, real).item() == pytest.approx((4 + 16 + 36) / 3)
+
+
+def _distill_batch(script, rows, tok, schema):
+    chunk = [r for r in rows if r["attrs"]][:2] + [r for r in rows if r["pairs"]][:2]
+    n_choices = max(len(a.choices) for a in schema.attributes)
+    return script.DistillCollator(tok.pad_token_id, len(schema.relation_labels), 0.5, n_choices)(chunk)
+
+
+def test_the_hidden_term_is_the_weighted_gap_to_the_teachers_states(script, rows_and_teacher):
+    rows, teacher, tok, schema = rows_and_teacher
+    script.teacher_targets(teacher, rows, tok.pad_token_id)
+    b = _distill_batch(script, rows, tok, schema)
+    assert b["real_tokens"].sum() == sum(len(x) for x in b["input_ids"]) - (b["input_ids"] == tok.pad_token_id).sum()
+    inputs = {k: b[k] for k in ("input_ids", "attention_mask", "position_ids")}
+    with torch.inference_mode():
+        # A student that is the teacher has no gap: the loss is the one without a teacher.
+        twin = script.student_from_teacher(teacher, 2).eval()
+        plain = twin(**b)["loss"]
+        twin.attach_hidden_teacher(teacher, 10.0)
+        assert twin(**b)["loss"].item() == pytest.approx(plain.item(), abs=1e-6)
+        # A shallower one pays the weight times its gap.
+        student = script.student_from_teacher(teacher, 1).eval()
+        plain = student(**b)["loss"]
+        student.attach_hidden_teacher(teacher, 10.0)
+        zeros = torch.zeros_like(b["input_ids"])
+        gap = script.hidden_state_gap(student.encoder(**inputs, token_type_ids=zeros, output_hidden_states=True)
+                                      .hidden_states, teacher.encoder(**inputs, token_type_ids=zeros,
+                                                                      output_hidden_states=True).hidden_states,
+                                      b["real_tokens"])
+        assert gap > 0
+        assert student(**b)["loss"].item() == pytest.approx(plain.item() + 10.0 * gap.item(), rel=1e-5)
+    assert "hidden_teacher" not in dict(student.named_children())
+    assert student.state_dict().keys() == script.student_from_teacher(teacher, 1).state_dict().keys()
+
+
+def test_the_hidden_weight_reaches_the_students_training(script, world, tmp_path):
+    from conflict_ie.config import TrainConfig
+
+    tmp, _ = world
+    corpus, schema = load_corpus(tmp / "run" / "corpus")
+    cfg = TrainConfig.load(tmp / "run" / "train_config.yaml", ["relations.encoder_layers=1", "relations.epochs=1"])
+    layer = {}
+    for w in (0.0, 50.0):
+        script.train_student(cfg, corpus, schema, tmp / "run" / "relations", tmp_path / str(w), weight=0.5,
+                             init="base", hidden_weight=w)
+        model = RelationModel.from_pretrained(tmp_path / str(w), use_safetensors=True)
+        assert type(model) is RelationModel
+        layer[w] = model.encoder.encoder.layer[0].output.dense.weight
+    assert not torch.allclose(layer[0.0], layer[50.0])
+    with pytest.raises(ValueError, match="hidden states"):
+        script.train_student(cfg, corpus, schema, tmp / "run" / "relations", tmp_path / "x", weight=0.5,
+                             init="base", hidden_weight=1.0, cross_fit=[tmp / "run" / "relations"] * 2)
