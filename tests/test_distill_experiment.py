@@ -106,17 +106,24 @@ def test_the_saved_student_loads_as_a_plain_relation_model(script, world, tmp_pa
     assert type(model) is RelationModel and model.config.encoder.num_hidden_layers == 1
 
 
-def test_the_teachers_share_reaches_the_students_training(script, world, tmp_path):
-    tmp, _ = world
-    corpus, schema = load_corpus(tmp / "run" / "corpus")
+def _students(world, tmp_path, script, settings: dict) -> dict:
+    """One-layer students trained for one epoch on the tiny run, one per ``settings`` entry
+    (``train_student`` keywords), loaded back as saved: ``{name: RelationModel}``."""
     from conflict_ie.config import TrainConfig
 
+    tmp, _ = world
+    corpus, schema = load_corpus(tmp / "run" / "corpus")
     cfg = TrainConfig.load(tmp / "run" / "train_config.yaml", ["relations.encoder_layers=1", "relations.epochs=1"])
-    weights = {}
-    for w in (0.0, 1.0):
-        script.train_student(cfg, corpus, schema, tmp / "run" / "relations", tmp_path / str(w), weight=w, init="base")
-        weights[w] = RelationModel.from_pretrained(tmp_path / str(w), use_safetensors=True).relation_head.weight
-    assert not torch.allclose(weights[0.0], weights[1.0])
+    out = {}
+    for name, kwargs in settings.items():
+        script.train_student(cfg, corpus, schema, tmp / "run" / "relations", tmp_path / name, init="base", **kwargs)
+        out[name] = RelationModel.from_pretrained(tmp_path / name, use_safetensors=True)
+    return out
+
+
+def test_the_teachers_share_reaches_the_students_training(script, world, tmp_path):
+    models = _students(world, tmp_path, script, {"gold": {"weight": 0.0}, "teacher": {"weight": 1.0}})
+    assert not torch.allclose(models["gold"].relation_head.weight, models["teacher"].relation_head.weight)
 
 
 def test_the_gap_is_how_far_the_teacher_is_from_gold_on_the_learned_labels(script):
@@ -296,19 +303,15 @@ def test_the_hidden_term_is_the_weighted_gap_to_the_teachers_states(script, rows
 
 
 def test_the_hidden_weight_reaches_the_students_training(script, world, tmp_path):
-    from conflict_ie.config import TrainConfig
-
+    models = _students(world, tmp_path, script, {"off": {"weight": 0.5}, "on": {"weight": 0.5, "hidden_weight": 50.0}})
+    assert all(type(m) is RelationModel for m in models.values())
+    first = {k: m.encoder.encoder.layer[0].output.dense.weight for k, m in models.items()}
+    assert not torch.allclose(first["off"], first["on"])
     tmp, _ = world
     corpus, schema = load_corpus(tmp / "run" / "corpus")
-    cfg = TrainConfig.load(tmp / "run" / "train_config.yaml", ["relations.encoder_layers=1", "relations.epochs=1"])
-    layer = {}
-    for w in (0.0, 50.0):
-        script.train_student(cfg, corpus, schema, tmp / "run" / "relations", tmp_path / str(w), weight=0.5,
-                             init="base", hidden_weight=w)
-        model = RelationModel.from_pretrained(tmp_path / str(w), use_safetensors=True)
-        assert type(model) is RelationModel
-        layer[w] = model.encoder.encoder.layer[0].output.dense.weight
-    assert not torch.allclose(layer[0.0], layer[50.0])
+    from conflict_ie.config import TrainConfig
+
+    cfg = TrainConfig.load(tmp / "run" / "train_config.yaml", ["relations.encoder_layers=1"])
     with pytest.raises(ValueError, match="hidden states"):
         script.train_student(cfg, corpus, schema, tmp / "run" / "relations", tmp_path / "x", weight=0.5,
                              init="base", hidden_weight=1.0, cross_fit=[tmp / "run" / "relations"] * 2)
