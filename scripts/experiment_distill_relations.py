@@ -24,6 +24,8 @@ document instead: the training documents are dealt into K folds (a fixed shuffle
 teacher is trained per fold on the other folds with the config file's settings and seed 1 (kept in
 ``RUN/teacher-fold-F-of-K`` and reused), and each fold's rows take that fold's teacher's targets.
 The student's rows are the same rows as without it: same sampling, same seed.
+``--hidden-weight W`` also pulls each student layer towards the teacher layer at the same relative
+depth (mean squared difference of the states, weight ``W``; ``DistilledRelationModel``).
 
     python scripts/experiment_distill_relations.py --run runs/demo --seeds 1 2 3 \\
         --split validation test --set relations.encoder_layers=3 --out distilled.json
