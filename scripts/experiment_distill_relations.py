@@ -395,7 +395,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cross-fit", type=int, default=0, metavar="K",
                     help="label each training row with a teacher that never saw its document: K full-depth "
                          "teachers, one per fold, trained here with the config file's settings and seed 1 "
-                         "(kept in RUN/teacher-fold-F-of-K); not with --teacher, --init teacher, --hidden-weight or --gap")
+                         "(kept in RUN/teacher-fold-F-of-K); not with --teacher, --init teacher, "
+                         "--hidden-weight or --gap")
     ap.add_argument("--out", required=True, help="JSON file for the results")
     ap.add_argument("--keep", help="save each seed's student in KEEP/seed-N (default: discarded)")
     ap.add_argument("--gap", type=float, nargs="+", metavar="T", help="train nothing: print the teacher's gap "
