@@ -58,7 +58,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from conflict_ie.relation_data import RelationCollator, RelationEncoder  # noqa: E402
-from conflict_ie.relation_model import RelationModel  # noqa: E402
+from conflict_ie.relation_model import RelationModel, relation_loss  # noqa: E402
 
 
 class DistillCollator(RelationCollator):
@@ -127,10 +127,7 @@ class DistilledRelationModel(RelationModel):
         out = self.heads(enc.last_hidden_state, pair_index, attr_index, pair_between)
         losses = []
         if rel_labels is not None and len(rel_labels):
-            # The shipped relation loss: only the labels the schema allows for the pair are learned.
-            each = nn.functional.binary_cross_entropy_with_logits(out["relation_logits"], rel_labels, reduction="none")
-            mask = rel_mask if rel_mask is not None else torch.ones_like(each)
-            losses.append((each * mask).sum() / mask.sum().clamp(min=1.0))
+            losses.append(relation_loss(out["relation_logits"], rel_labels, rel_mask))
         for k, logits in enumerate(out["attribute_logits"]):
             mine = attr_index[:, 2] == k
             if mine.any():
@@ -421,8 +418,8 @@ def main(argv=None) -> int:
                          "--hidden-weight or --gap")
     teacher = Path(args.teacher) if args.teacher else run / "relations"
     if args.cross_fit:
-        folds = cross_fit_teachers(TrainConfig.load(args.config or run / "train_config.yaml"), corpus, schema, run,
-                                   args.cross_fit)
+        fold_teachers = cross_fit_teachers(TrainConfig.load(args.config or run / "train_config.yaml"), corpus,
+                                           schema, run, args.cross_fit)
     elif not (teacher / "config.json").exists():
         teacher = run / "teacher"
         if not (teacher / "config.json").exists():
@@ -442,11 +439,11 @@ def main(argv=None) -> int:
     fitted += f", hidden states at weight {args.hidden_weight}" if args.hidden_weight else ""
     results = {"label": f"{config.relations.encoder_layers} layers distilled (weight {args.weight}, "
                         f"init {args.init}, temperature {args.temperature}{fitted})", "run": str(run),
-               "teacher": [str(f) for f in folds] if args.cross_fit else str(teacher), "overrides": args.set,
+               "teacher": [str(f) for f in fold_teachers] if args.cross_fit else str(teacher), "overrides": args.set,
                "weight": args.weight, "init": args.init, "temperature": args.temperature, "cross_fit": args.cross_fit,
                "hidden_weight": args.hidden_weight, "seeds": {}}
     # A fold's teacher saw fewer documents than a full teacher: its scores say how much that costs.
-    for key, folder in ([(f"teacher_scores_fold_{f}", d) for f, d in enumerate(folds)] if args.cross_fit
+    for key, folder in ([(f"teacher_scores_fold_{f}", d) for f, d in enumerate(fold_teachers)] if args.cross_fit
                         else [("teacher_scores", teacher)]):
         rx_teacher = RelationExtractor.from_pretrained(folder, schema=schema)
         results[key] = {name: split_scores(rx_teacher, docs, spans[name]) for name, docs in splits.items()}
@@ -457,7 +454,7 @@ def main(argv=None) -> int:
             cfg = replace(config, seed=seed)
             started = time.perf_counter()
             stats = train_student(cfg, corpus, schema, teacher, Path(tmp) / "rel", weight=args.weight, init=args.init,
-                                  temperature=args.temperature, cross_fit=folds if args.cross_fit else None,
+                                  temperature=args.temperature, cross_fit=fold_teachers if args.cross_fit else None,
                                   hidden_weight=args.hidden_weight)
             seconds = time.perf_counter() - started
             rx = RelationExtractor.from_pretrained(Path(tmp) / "rel", schema=schema)

@@ -151,11 +151,7 @@ class RelationModel(PreTrainedModel):
         if rel_labels is not None or attr_label is not None:
             losses = []
             if rel_labels is not None and len(rel_labels):
-                # Only the labels the schema allows for the pair's entity labels are learned (``rel_mask``).
-                each = nn.functional.binary_cross_entropy_with_logits(out["relation_logits"], rel_labels,
-                                                                      reduction="none")
-                mask = rel_mask if rel_mask is not None else torch.ones_like(each)
-                losses.append((each * mask).sum() / mask.sum().clamp(min=1.0))
+                losses.append(relation_loss(out["relation_logits"], rel_labels, rel_mask))
             for k, logits in enumerate(out["attribute_logits"]):
                 mine = attr_index[:, 2] == k
                 if attr_label is not None and mine.any():
@@ -177,6 +173,21 @@ class RelationModel(PreTrainedModel):
         out = {"relation_logits": self.relation_head(torch.cat(reads, dim=-1)),
                "attribute_logits": [head(a) for head in self.attribute_heads]}
         return out
+
+
+def relation_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of each pair's relation labels, averaged over the labels ``mask`` keeps:
+    only the labels the schema allows for the pair's entity labels are learned (without the mask a
+    rare label sees every other pair as a negative). ``labels`` may be soft (distillation).
+
+    Example:
+        >>> logits = torch.tensor([[0.0, 5.0]])
+        >>> round(relation_loss(logits, torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0]])).item(), 4)
+        0.6931
+    """
+    each = nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    mask = mask if mask is not None else torch.ones_like(each)
+    return (each * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 def between_mean(states: torch.Tensor, rows: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
