@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RE3D_TEXT = ROOT.parent / "shared" / "data" / "re3d"
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from experiment_shared_encoder import CONTEXT, DIST_BUCKETS, f1, keys_of  # noqa: E402
+from experiment_shared_encoder import CONTEXT, DIST_BUCKETS, f1, keys_of, span_tokens  # noqa: E402
 
 
 def document_windows(doc, tokenizer, predictor, schema=None, label_all_tokens: bool = False):
@@ -66,6 +66,7 @@ def document_windows(doc, tokenizer, predictor, schema=None, label_all_tokens: b
     Example:
         >>> # w = document_windows(doc, tok, predictor, schema); w["window_of"].shape  -> (sub-tokens,)
     """
+    import numpy as np
     import torch
 
     from conflict_ie.alignment import make_windows, pick_central, tokenize_document
@@ -92,15 +93,7 @@ def document_windows(doc, tokenizer, predictor, schema=None, label_all_tokens: b
     window_of = torch.tensor([int(owner[t]) for t in range(n)], dtype=torch.long)
     position_of = torch.tensor([prefix + t - bounds[int(owner[t])][0] for t in range(n)], dtype=torch.long)
     return {"ids": ids, "mask": mask, "labels": labels, "window_of": window_of, "position_of": position_of,
-            "offsets": tdoc.offsets}
-
-
-def span_token_range(offsets, start: int, end: int) -> tuple[int, int]:
-    """First sub-token of a character span and one past its last (any overlap counts)."""
-    inside = [k for k, (a, b) in enumerate(offsets) if a < end and b > start]
-    if not inside:
-        raise ValueError(f"no sub-token in characters {start}-{end}")
-    return inside[0], inside[-1] + 1
+            "offsets": np.array(tdoc.offsets, dtype=np.int64).reshape(-1, 2)}
 
 
 def pair_table(text, spans, offsets, enc, schema, label_index, gold=None):
@@ -110,7 +103,7 @@ def pair_table(text, spans, offsets, enc, schema, label_index, gold=None):
     import torch
 
     labels = schema.relation_labels
-    tok = {s.id: span_token_range(offsets, s.start, s.end) for s in spans}
+    tok = {s.id: span_tokens(offsets, s.start, s.end) for s in spans}
     rows, cols = [], {k: [] for k in ("ha", "hb", "ta", "tb", "hl", "tl", "dist", "lo", "hi", "y", "m")}
     g = gold or {}
     for h, t in enc.candidates(enc.prepare(text), spans):
@@ -156,7 +149,7 @@ def attribute_table(doc, offsets, attribute):
         for sp in doc.spans:
             value = sp.attributes.get(attribute.name)
             if value in attribute.choices:
-                s, e = span_token_range(offsets, sp.start, sp.end)
+                s, e = span_tokens(offsets, sp.start, sp.end)
                 a.append(s)
                 b.append(e)
                 y.append(attribute.choices.index(value))
@@ -297,7 +290,7 @@ def main(argv=None) -> int:
     def entity_f1(docs, spans):
         return strict_scores([d.spans for d in docs], spans, schema.entity_labels)["micro"]["f1"]
 
-    results = {"settings": vars(args), "run": {}, "joint": []}
+    results = {"settings": dict(vars(args)), "run": {}, "joint": []}
     base_spans = {}
     for name in scored:
         docs = sets[name]
@@ -322,30 +315,29 @@ def main(argv=None) -> int:
     eval_items = {name: [item_of(d, list(d.spans)) for d in sets[name]] for name in scored}
     gold_keys = {name: set().union(*(gold_relation_keys(d, symmetric) for d in sets[name])) for name in scored}
 
-    def relation_f1(model, name, items, spans_per_doc):
+    def states_of(model, items):
+        """Every document's stitched states, read once for all the scores of a split."""
+        with torch.inference_mode():
+            return [model.read(it["windows"])[1] for it in items]
+
+    def relation_f1(model, name, items, states, tables=None):
+        """Relation F1 of a split from its pair tables (by default the gold entities' own, built once)."""
         keys = set()
         with torch.inference_mode():
-            for it, spans in zip(items, spans_per_doc):
-                doc = it["doc"]
-                w = it["windows"]
-                table = pair_table(doc.text, spans, w["offsets"], enc, schema, label_index)
-                if not len(table["ha"]):
-                    continue
-                _, states = model.read(w)
-                p = torch.sigmoid(model.pair_logits(states, table)).numpy()
-                keys |= keys_of(table["rows"], p, schema, shipped.threshold, [doc.id])
+            for it, st, table in zip(items, states, tables or [it["pairs"] for it in items]):
+                if len(table["ha"]):
+                    p = torch.sigmoid(model.pair_logits(st, table)).numpy()
+                    keys |= keys_of(table["rows"], p, schema, shipped.threshold, [it["doc"].id])
         return f1(gold_keys[name], keys, schema)
 
-    def casualty_accuracy(model, items):
+    def casualty_accuracy(model, items, states):
         right = total = 0
         with torch.inference_mode():
-            for it in items:
+            for it, st in zip(items, states):
                 at = it["attrs"]
-                if not len(at["a"]):
-                    continue
-                _, states = model.read(it["windows"])
-                right += int((model.attr_logits(states, at).argmax(-1) == at["y"]).sum())
-                total += len(at["y"])
+                if len(at["a"]):
+                    right += int((model.attr_logits(st, at).argmax(-1) == at["y"]).sum())
+                    total += len(at["y"])
         return right / total if total else None
 
     def score(model, name):
@@ -354,9 +346,16 @@ def main(argv=None) -> int:
                               decoding=base.decoding, word_probs=base.word_probs)
         docs, items = sets[name], eval_items[name]
         spans = [[s for s, _ in o.spans] for o in predictor.ner([d.text for d in docs])]
-        return {"entity_f1": entity_f1(docs, spans), "gold": relation_f1(model, name, items, [d.spans for d in docs]),
-                "end_to_end": relation_f1(model, name, items, spans),
-                "casualty_type": casualty_accuracy(model, items)}
+        states = states_of(model, items)
+        own = [pair_table(d.text, sp, it["windows"]["offsets"], enc, schema, label_index)
+               for d, sp, it in zip(docs, spans, items)]
+        return {"entity_f1": entity_f1(docs, spans), "gold": relation_f1(model, name, items, states),
+                "end_to_end": relation_f1(model, name, items, states, own),
+                "casualty_type": casualty_accuracy(model, items, states)}
+
+    def validation_f1(model):
+        items = eval_items["validation"]
+        return relation_f1(model, "validation", items, states_of(model, items))
 
     n_choices = len(attribute.choices) if attribute else 0
     for seed in args.seeds:
@@ -394,8 +393,7 @@ def main(argv=None) -> int:
                     total += float(loss.detach())
                 if epoch + 1 == args.probe_epochs or (epoch + 1) % 10 == 0:
                     model.eval()
-                    v = relation_f1(model, "validation", eval_items["validation"],
-                                    [d.spans for d in sets["validation"]])
+                    v = validation_f1(model)
                     curve.append({"probe_epoch": epoch + 1, "train_loss": round(total / max(len(train_items), 1), 4),
                                   "validation_gold": round(v, 4)})
                     print(json.dumps({"seed": seed, **curve[-1]}), file=sys.stderr)
@@ -412,7 +410,7 @@ def main(argv=None) -> int:
                 sched.step()
                 total += float(loss.detach())
             model.eval()
-            v = relation_f1(model, "validation", eval_items["validation"], [d.spans for d in sets["validation"]])
+            v = validation_f1(model)
             curve.append({"epoch": epoch + 1, "train_loss": round(total / max(len(train_items), 1), 4),
                           "validation_gold": round(v, 4)})
             print(json.dumps({"seed": seed, **curve[-1]}), file=sys.stderr)
